@@ -1,0 +1,22 @@
+"""Meta-learning of activation functions: Algorithm 1 of the paper (Sec. 2.3)."""
+
+from .algorithm import (
+    MetaConfig,
+    MetaResult,
+    fresh_weights,
+    meta_learn,
+    meta_modules_of,
+    unrolled_validation_loss,
+)
+from .inner import INNER_OPTIMIZERS, InnerOptimizer
+
+__all__ = [
+    "INNER_OPTIMIZERS",
+    "InnerOptimizer",
+    "MetaConfig",
+    "MetaResult",
+    "fresh_weights",
+    "meta_learn",
+    "meta_modules_of",
+    "unrolled_validation_loss",
+]

@@ -1,0 +1,348 @@
+"""Algorithm 1 of the paper: bi-level meta-learning of activation functions with episodes.
+
+Outer loop over ``n_tr = 1, 2, ..., n_max``: each outer step samples fresh episodes (a training
+subset T', a validation subset V and fresh network weights), takes ``n_tr`` inner gradient steps
+on the weights with the activation fixed, and takes one gradient step on the activation's
+parameters through the unrolled inner steps (the hypergradient). Following PAPER.md's
+implementation notes the hypergradient is truncated to the last ``truncation`` inner steps by
+default (earlier steps run without a graph), non-finite meta-gradients are skipped, and early
+stopping uses a smoothed validation loss with patience.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..fit.objectives import check_task, task_accuracy, task_loss
+from ..nn import InputActivations, SplineActivation
+from .inner import InnerOptimizer
+
+log = logging.getLogger(__name__)
+
+Params = dict[str, Tensor]
+META_MODULE_TYPES = (SplineActivation, InputActivations)
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Settings of Algorithm 1. The paper states the algorithm, not these values; the defaults are
+    this project's (PAPER.md implementation notes) and every one is a parameter.
+
+    Attributes:
+        n_max: outer steps; the inner horizon at outer step ``s`` is ``min(s, n_max)`` steps.
+        truncation: hypergradient through only the last ``truncation`` inner steps (``None``:
+            the whole unroll, which is chaotic beyond ~50 steps).
+        episodes_per_step: episodes averaged into each meta-gradient.
+        inner: the inner optimiser (``sgd``/``adam``, lr, weight decay).
+        inner_batch_size: minibatch per inner step (``None``: full batch of T').
+        outer_lr: Adam learning rate of the meta-parameters.
+        max_meta_grad_norm: clip the meta-gradient to this norm (``None``: no clipping).
+        train_fraction: share of the training rows in T' when no separate validation data is
+            given (the rest forms V).
+        episode_size: cap on the rows of T' and of V per episode (``None``: all).
+        patience: stop when the smoothed validation loss has not improved for this many outer
+            steps (``None``: run to ``n_max``); the best values are restored.
+        smoothing: exponential smoothing of the validation loss (0: none).
+        min_steps: outer steps before early stopping may fire.
+    """
+
+    n_max: int = 150
+    truncation: int | None = 10
+    episodes_per_step: int = 2
+    inner: InnerOptimizer = field(default_factory=InnerOptimizer)
+    inner_batch_size: int | None = None
+    outer_lr: float = 1e-2
+    max_meta_grad_norm: float | None = None
+    train_fraction: float = 0.5
+    episode_size: int | None = None
+    patience: int | None = 30
+    smoothing: float = 0.9
+    min_steps: int = 20
+
+    def __post_init__(self):
+        checks = {
+            "n_max": self.n_max >= 1,
+            "truncation": self.truncation is None or self.truncation >= 1,
+            "episodes_per_step": self.episodes_per_step >= 1,
+            "inner_batch_size": self.inner_batch_size is None or self.inner_batch_size >= 1,
+            "outer_lr": self.outer_lr > 0,
+            "train_fraction": 0 < self.train_fraction < 1,
+            "episode_size": self.episode_size is None or self.episode_size >= 1,
+            "patience": self.patience is None or self.patience >= 1,
+            "smoothing": 0 <= self.smoothing < 1,
+            "min_steps": self.min_steps >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"MetaConfig.{key} has an invalid value {getattr(self, key)!r}")
+        if isinstance(self.inner, dict):
+            object.__setattr__(self, "inner", InnerOptimizer(**self.inner))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MetaResult:
+    """What :func:`meta_learn` returns.
+
+    Attributes:
+        activations: the meta-learned modules by their name in the model, holding the best values.
+        history: one dict per outer step (``step``, ``horizon``, ``val_loss``, ``val_loss_smooth``,
+            ``val_acc``, ``meta_grad_norm``, ``knots_visited``, ``knots_visited_total``,
+            ``skipped``, ``seconds``).
+        best_step: the outer step whose values were kept.
+        stopped_early: whether patience ran out before ``n_max``.
+    """
+
+    activations: dict[str, nn.Module]
+    history: list[dict]
+    best_step: int
+    stopped_early: bool
+
+    @property
+    def activation(self) -> nn.Module:
+        """The single learned module (a shared AF, or an IAF alone)."""
+        if len(self.activations) != 1:
+            raise ValueError(f"{len(self.activations)} learned modules: use .activations {list(self.activations)}")
+        return next(iter(self.activations.values()))
+
+
+def meta_modules_of(model: nn.Module) -> dict[str, nn.Module]:
+    """The learnable-activation modules of a model (splines and IAFs), each once, by name."""
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, META_MODULE_TYPES) and id(module) not in seen:
+            seen.add(id(module))
+            found[name] = module
+    return found
+
+
+def _split_parameters(model: nn.Module, meta: dict[str, nn.Module]) -> tuple[Params, Params]:
+    meta_ids = {id(p) for m in meta.values() for p in m.parameters()}
+    theta, psi = {}, {}
+    for name, p in model.named_parameters():
+        (psi if id(p) in meta_ids else theta)[name] = p
+    return theta, psi
+
+
+def fresh_weights(model: nn.Module, meta: dict[str, nn.Module], seed: int) -> Params:
+    """New random values of every non-meta parameter (each layer's own ``reset_parameters``)."""
+    work = copy.deepcopy(model)
+    meta_names = set(meta)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, module in work.named_modules():
+            if name not in meta_names and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    theta, _ = _split_parameters(work, meta_modules_of(work))
+    return {k: v.detach() for k, v in theta.items()}
+
+
+def unrolled_validation_loss(
+    model: nn.Module,
+    psi: Params,
+    theta0: Params,
+    train_batches: Iterable[tuple[Tensor, Tensor]],
+    X_val: Tensor,
+    y_val: Tensor,
+    task: str,
+    inner: InnerOptimizer,
+    truncation: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One episode: inner steps on ``theta`` from ``theta0``, then the loss on V.
+
+    The returned validation loss is a differentiable function of ``psi`` through the last
+    ``truncation`` inner steps (all of them when ``None``); its gradient is the hypergradient.
+
+    **Shape**
+
+    - ``train_batches``: a list of ``(X, y)``, one per inner step (the horizon is its length).
+    - Returns the scalar validation loss and the validation accuracy.
+    """
+    batches = list(train_batches)
+    n_steps = len(batches)
+    first_tracked = 0 if truncation is None else max(0, n_steps - truncation)
+    psi_detached = {k: v.detach() for k, v in psi.items()}
+    theta = {k: v.detach() for k, v in theta0.items()}
+    state = inner.init(theta)
+    for step, (Xb, yb) in enumerate(batches):
+        tracked = step >= first_tracked
+        if step == first_tracked:
+            theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
+            state = inner.detach_state(state)
+        elif not tracked:
+            theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
+        with torch.enable_grad():
+            out = functional_call(model, {**theta, **(psi if tracked else psi_detached)}, (Xb,))
+            loss = task_loss(task, out, yb)
+            grads = torch.autograd.grad(loss, list(theta.values()), create_graph=tracked)
+        theta, state = inner.step(theta, dict(zip(theta, grads)), state)
+        if not tracked:
+            theta = {k: v.detach() for k, v in theta.items()}
+            state = inner.detach_state(state)
+    out = functional_call(model, {**theta, **psi}, (X_val,))
+    return task_loss(task, out, y_val), task_accuracy(task, out, y_val)
+
+
+def meta_learn(
+    model: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_val: Tensor | None = None,
+    y_val: Tensor | None = None,
+    task: str = "classification",
+    config: MetaConfig = MetaConfig(),
+    seed: int = 0,
+    meta_modules: dict[str, nn.Module] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> MetaResult:
+    """Meta-learn the activation modules of ``model`` with Algorithm 1 (paper Sec. 2.3).
+
+    ``model`` is a template: every episode replaces its ordinary weights with fresh random ones
+    (each layer's ``reset_parameters``), so only the architecture matters. The learnable
+    activations inside it (every :class:`SplineActivation` and :class:`InputActivations` unless
+    ``meta_modules`` names others) are trained in place and hold the best values at the end.
+
+    Args:
+        model: e.g. ``make_mlp(d, k, depth, width, activation=SplineActivation())``.
+        X, y: the training data; episodes draw T' (and V, unless given) from it.
+        X_val, y_val: an optional validation set for V, possibly of another distribution
+            (shortcut learning: V holds unambiguous examples).
+        task: ``classification`` (``y`` class ids, long) or ``regression`` (``y`` float).
+        config: :class:`MetaConfig`.
+        seed: seeds episodes and fresh weights; the same seed gives the same result.
+        on_step: called with each history row (progress reporting).
+
+    **Shape**
+
+    - ``X``: ``(n, d)``; ``y``: ``(n,)``; ``X_val``: ``(m, d)``; ``y_val``: ``(m,)``.
+
+    Example::
+
+        >>> from pipeline.nn import make_mlp, SplineActivation
+        >>> X = torch.linspace(-1, 1, 64).unsqueeze(1); y = torch.sin(6 * X[:, 0])
+        >>> model = make_mlp(1, 1, 1, 16, activation=SplineActivation(init="relu"))
+        >>> result = meta_learn(model, X, y, task="regression", config=MetaConfig(n_max=3))
+        >>> len(result.history), type(result.activation).__name__
+        (3, 'SplineActivation')
+    """
+    check_task(task)
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    if X.dim() != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
+    if (X_val is None) != (y_val is None):
+        raise ValueError("give both X_val and y_val, or neither")
+    if X_val is None and X.shape[0] < 4:
+        raise ValueError(f"need at least 4 training rows to split episodes into T' and V, got {X.shape[0]}")
+    meta = meta_modules if meta_modules is not None else meta_modules_of(model)
+    if not meta:
+        raise ValueError("the model has no SplineActivation or InputActivations to meta-learn")
+    _, psi = _split_parameters(model, meta)
+    outer = torch.optim.Adam(psi.values(), lr=config.outer_lr)
+    gen = torch.Generator().manual_seed(seed)
+    best = {"loss": math.inf, "step": 0, "values": {k: v.detach().clone() for k, v in psi.items()}}
+    visited_total = {k: torch.zeros_like(v, dtype=torch.bool) for k, v in psi.items()}
+    smooth, since_best, history, stopped = None, 0, [], False
+
+    for step in range(1, config.n_max + 1):
+        started = time.perf_counter()
+        horizon = step
+        evaluated = {k: v.detach().clone() for k, v in psi.items()}  # the values this step's V loss measures
+        outer.zero_grad(set_to_none=True)
+        losses, accs = [], []
+        for episode in range(config.episodes_per_step):
+            train_idx, val_idx = _episode_rows(X.shape[0], None if X_val is None else X_val.shape[0], config, gen)
+            Xv, yv = (X, y) if X_val is None else (X_val, y_val)
+            batches = _inner_batches(X[train_idx], y[train_idx], horizon, config.inner_batch_size, gen)
+            theta0 = fresh_weights(model, meta, seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            loss, acc = unrolled_validation_loss(
+                model, psi, theta0, batches, Xv[val_idx], yv[val_idx], task, config.inner, config.truncation
+            )
+            (loss / config.episodes_per_step).backward()
+            losses.append(loss.item())
+            accs.append(acc.item())
+        grads = [p.grad for p in psi.values() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads else 0.0
+        skipped = not math.isfinite(grad_norm) or not all(math.isfinite(v) for v in losses)
+        visited = {k: (p.grad != 0) if p.grad is not None else torch.zeros_like(p, dtype=torch.bool) for k, p in psi.items()}
+        if not skipped:
+            if config.max_meta_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(list(psi.values()), config.max_meta_grad_norm)
+            outer.step()
+            for k in visited_total:
+                visited_total[k] |= visited[k]
+        val_loss = sum(losses) / len(losses)
+        if math.isfinite(val_loss):
+            smooth = val_loss if smooth is None else config.smoothing * smooth + (1 - config.smoothing) * val_loss
+        row = {
+            "step": step,
+            "horizon": horizon,
+            "val_loss": val_loss,
+            "val_loss_smooth": smooth,
+            "val_acc": sum(accs) / len(accs),
+            "meta_grad_norm": grad_norm,
+            "knots_visited": _share(visited),
+            "knots_visited_total": _share(visited_total),
+            "skipped": skipped,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(row)
+        if on_step is not None:
+            on_step(row)
+        if step % 10 == 0 or step == config.n_max:
+            log.info(
+                "meta step %d/%d: val loss %.4f (smoothed %.4f), val acc %.3f, |g| %.3g, knots visited %.0f%%",
+                step, config.n_max, val_loss, smooth if smooth is not None else math.nan,
+                row["val_acc"], grad_norm, 100 * row["knots_visited_total"],
+            )
+        if smooth is not None and smooth < best["loss"]:
+            best = {"loss": smooth, "step": step, "values": evaluated}
+            since_best = 0
+        else:
+            since_best += 1
+        if config.patience is not None and step >= config.min_steps and since_best >= config.patience:
+            stopped = True
+            break
+
+    with torch.no_grad():
+        for k, p in psi.items():
+            p.copy_(best["values"][k])
+    return MetaResult(activations=dict(meta), history=history, best_step=best["step"], stopped_early=stopped)
+
+
+def _share(masks: dict[str, Tensor]) -> float:
+    total = sum(m.numel() for m in masks.values())
+    return float(sum(m.sum().item() for m in masks.values()) / total) if total else 0.0
+
+
+def _episode_rows(n_train: int, n_val: int | None, config: MetaConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Row indices of T' (into the training data) and V (into the validation data, or the training
+    data when there is none: then T' and V are disjoint)."""
+    perm = torch.randperm(n_train, generator=gen)
+    if n_val is None:
+        n_t = min(max(1, round(config.train_fraction * n_train)), n_train - 1)
+        train_idx, val_idx = perm[:n_t], perm[n_t:]
+    else:
+        train_idx, val_idx = perm, torch.randperm(n_val, generator=gen)
+    if config.episode_size is not None:
+        train_idx, val_idx = train_idx[: config.episode_size], val_idx[: config.episode_size]
+    return train_idx, val_idx
+
+
+def _inner_batches(X: Tensor, y: Tensor, n_steps: int, batch_size: int | None, gen: torch.Generator):
+    if batch_size is None or batch_size >= X.shape[0]:
+        return [(X, y)] * n_steps
+    return [
+        (X[idx], y[idx]) for idx in (torch.randperm(X.shape[0], generator=gen)[:batch_size] for _ in range(n_steps))
+    ]
