@@ -119,7 +119,7 @@ def spline_eval_reference(
     lo, hi = interval
     knots = torch.linspace(lo, hi, values.shape[-1], dtype=x.dtype, device=x.device)
     xe = x.clamp(lo, hi) if extrapolation == "constant" else x
-    i = (torch.bucketize(xe.detach(), knots, right=True) - 1).clamp(0, len(knots) - 2)
+    i = (torch.bucketize(xe.detach().contiguous(), knots, right=True) - 1).clamp(0, len(knots) - 2)
     x0, x1 = knots[i], knots[i + 1]
     v0, v1 = _gather(values, i), _gather(values, i + 1)
     return v0 + (xe - x0) / (x1 - x0) * (v1 - v0)
