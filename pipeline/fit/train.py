@@ -37,6 +37,8 @@ class TrainConfig:
             (the grokking track uses 0.95).
         train_activations: also train the activation's values (learned AFs are frozen by default:
             paper Sec. 2.3, the AF is reused like any activation).
+        keep_best: restore the checkpoint of best validation accuracy (``False``: keep the last,
+            as in the grokking runs, which have no model selection).
     """
 
     steps: int = 2000
@@ -49,6 +51,7 @@ class TrainConfig:
     patience: int | None = 10
     target_accuracy: float | None = None
     train_activations: bool = False
+    keep_best: bool = True
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -191,7 +194,10 @@ def train_model(
         if not math.isfinite(row["train_loss"]):
             log.warning("training diverged at step %d (loss %s); keeping step %d", step, row["train_loss"], best["step"])
             break
-    model.load_state_dict(best["state"])
+    if config.keep_best:
+        model.load_state_dict(best["state"])
+    else:
+        best["step"] = curve[-1]["step"]
     model.eval()
     metrics = {}
     for split in ("train", "val", "test"):

@@ -1,0 +1,67 @@
+"""Figures of the algorithmic track: paper Fig. 11 (learning curves), 12 (learned AFs),
+13 (steps to 95 % against train fraction and width) and 14 (transfer matrix)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .style import color, plt
+
+
+def learning_curves(curves: Mapping[str, Sequence[Sequence[dict]]], title: str):
+    """Paper Fig. 11: train (dotted) and test (solid) accuracy against steps, mean and min-max band
+    over seeds, one colour per activation. ``curves[activation]`` is a list (seeds) of curves."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    for name, runs in curves.items():
+        steps = np.array([row["step"] for row in runs[0]])
+        for split, style in (("train_acc", ":"), ("test_acc", "-")):
+            values = np.array([[row[split] for row in run[: len(steps)]] for run in runs])
+            ax.plot(steps, values.mean(0), style, color=color(name), label=f"{name} ({split.split('_')[0]})")
+            ax.fill_between(steps, values.min(0), values.max(0), color=color(name), alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("optimisation steps")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    return fig
+
+
+def learned_activations(panels: Sequence[dict]):
+    """Paper Fig. 12: the AFs learned for several tasks side by side, each drawn over the
+    pre-activation range its model visits, titled with its dominant frequency and the share of
+    knots that received gradient. Each panel: ``task``, ``knots``, ``values``, ``visited_range``,
+    ``dominant_frequency``, ``knots_visited``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        knots, values = np.asarray(panel["knots"]), np.asarray(panel["values"])
+        lo, hi = panel["visited_range"]
+        inside = (knots >= lo) & (knots <= hi)
+        ax.plot(knots, values, color="0.75", lw=0.8)
+        ax.plot(knots[inside], values[inside], color=color("af"), lw=1.6)
+        ax.axvspan(lo, hi, color=color("af"), alpha=0.07, lw=0)
+        ax.set_title(f"{panel['task']}\nf = {panel['dominant_frequency']:.2f}/unit, "
+                     f"{100 * panel['knots_visited']:.0f}% knots", fontsize=7)
+        ax.set_xlabel("pre-activation")
+    return fig
+
+
+def steps_to_target(rows: Sequence[dict], x: str, xlabel: str, budget: int):
+    """Paper Fig. 13: steps to reach 95 % test accuracy against ``x`` (train fraction or width);
+    ReLU dashed, learned AF solid; runs that never reach it are drawn at the budget (hollow)."""
+    fig, ax = plt.subplots(figsize=(3.6, 2.8))
+    for name in sorted({r["activation"] for r in rows}):
+        sub = sorted((r for r in rows if r["activation"] == name), key=lambda r: r[x])
+        xs = sorted({r[x] for r in sub})
+        med = [np.median([r["steps_to_95"] or budget for r in sub if r[x] == v]) for v in xs]
+        ax.plot(xs, med, "--" if name == "relu" else "-", marker="o", color=color(name), label=name)
+        never = [v for v in xs if all(r["steps_to_95"] is None for r in sub if r[x] == v)]
+        ax.scatter(never, [budget] * len(never), facecolors="white", edgecolors=color(name), zorder=3)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("steps to 95 % test accuracy")
+    ax.axhline(budget, color="0.6", lw=0.6, ls=":")
+    ax.legend(fontsize=7)
+    return fig

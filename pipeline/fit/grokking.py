@@ -1,0 +1,128 @@
+"""Units of work of the algorithmic track (paper Sec. 3.5 and 4): meta-learn an AF on a task,
+train a 1-hidden-layer MLP with a given activation, and describe a learned AF."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..complexity import total_variation
+from ..meta import InnerOptimizer, MetaConfig, meta_learn
+from ..nn import SplineActivation, make_activation, make_mlp
+from .train import TrainConfig, train_model
+
+CONTROLS = ("relu", "gelu", "tanh", "sin", "random_spline")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe of the grokking runs: a 1-hidden-layer MLP on one-hot operands, trained
+    full batch with AdamW and strong weight decay (the setting in which ReLU MLPs grok)."""
+
+    width: int = 256
+    lr: float = 1e-2
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    batch_size: int | None = None
+    eval_every: int = 25
+
+    def train_config(self, steps: int) -> TrainConfig:
+        return TrainConfig(
+            steps=steps, batch_size=self.batch_size, optimizer="adamw", lr=self.lr, weight_decay=self.weight_decay,
+            betas=tuple(self.betas), eval_every=self.eval_every, patience=None, target_accuracy=0.95, keep_best=False,
+        )
+
+    def inner_optimizer(self) -> InnerOptimizer:
+        return InnerOptimizer("adam", lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
+
+
+def control_activation(name: str, seed: int = 0, frequency: float = 4.0, n_knots: int = 49,
+                       interval: tuple[float, float] = (-4.8, 4.8)) -> nn.Module:
+    """A non-learned activation for the grokking comparisons: ``relu gelu tanh``, ``sin``
+    (sin(frequency x)) or ``random_spline`` (knot values drawn N(0, 1), seeded)."""
+    if name == "sin":
+        return make_activation("sin", frequency=frequency)
+    if name == "random_spline":
+        act = SplineActivation(n_knots, interval, init="zeros")
+        with torch.no_grad():
+            act.values.copy_(torch.randn(n_knots, generator=torch.Generator().manual_seed(seed)))
+        act.init = f"random(seed={seed})"
+        return act
+    if name in ("relu", "gelu", "tanh"):
+        return make_activation(name)
+    raise ValueError(f"unknown control activation {name!r}: use one of {CONTROLS}")
+
+
+def _one_hot_mlp(d_in: int, n_classes: int, width: int, activation) -> nn.Module:
+    return make_mlp(d_in, n_classes, depth=1, width=width, activation=activation)
+
+
+def learn_task_activation(
+    X: Tensor, y: Tensor, n_classes: int, recipe: Recipe, meta: MetaConfig,
+    init: str = "zeros", n_knots: int = 49, interval: tuple[float, float] = (-4.8, 4.8), seed: int = 0,
+    on_step=None,
+) -> tuple[SplineActivation, list[dict]]:
+    """Algorithm 1 on one task's training pairs (episodes = random T'/V splits of those pairs).
+
+    Several tasks at once (the all-task AF of Sec. 4) are learned by passing the concatenated
+    pairs of tasks with the same operand size, or one shared activation per call in turn.
+
+    **Shape**
+
+    - ``X``: ``(n, 2p)`` one-hot operands; ``y``: ``(n,)`` class ids in ``[0, n_classes)``.
+    """
+    act = SplineActivation(n_knots, interval, init=init)
+    result = meta_learn(_one_hot_mlp(X.shape[1], n_classes, recipe.width, act), X, y,
+                        config=meta, seed=seed, on_step=on_step)
+    act.values.requires_grad_(False)
+    return act, result.history
+
+
+def grok_run(data: Any, n_classes: int, activation: nn.Module, recipe: Recipe, steps: int, seed: int,
+             width: int | None = None) -> dict:
+    """Train a fresh 1-hidden-layer MLP with ``activation``; returns the learning curve, the first
+    step with test accuracy >= 95 % (``None`` if never within ``steps``), final accuracies and TV."""
+    torch.manual_seed(seed)
+    d_in = data.X_train.shape[1]
+    model = _one_hot_mlp(d_in, n_classes, width or recipe.width, activation)
+    result = train_model(model, data, "classification", recipe.train_config(steps), seed)
+    last = result.curve[-1]
+    X_train = torch.as_tensor(data.X_train).float()
+    X_all = torch.cat([X_train, torch.as_tensor(data.X_test).float()])
+    out = {
+        "steps_to_95": result.steps_to_target,
+        "final_train_acc": last["train_acc"],
+        "final_test_acc": last["test_acc"],
+        "tv": total_variation(model, X_all, seed=seed),
+        "curve": result.curve,
+    }
+    if isinstance(activation, SplineActivation):
+        out["character"] = describe_activation(activation, X_train, model[0])
+    return out
+
+
+@torch.no_grad()
+def describe_activation(act: SplineActivation, model_input: Tensor | None = None, first_layer: nn.Linear | None = None) -> dict:
+    """The measured character of a learned AF: its dominant frequency (cycles per unit of input,
+    from the spectrum of the detrended knot values) and, when a first layer and inputs are given,
+    the pre-activation range actually visited (1st-99th percentile)."""
+    values = act.values.detach().double()
+    knots = act.knots.double()
+    lo, hi = knots[0].item(), knots[-1].item()
+    if model_input is not None and first_layer is not None:
+        pre = first_layer(model_input.float()).flatten()
+        lo, hi = torch.quantile(pre, torch.tensor([0.01, 0.99])).tolist()
+    inside = (knots >= lo - 1e-9) & (knots <= hi + 1e-9)
+    v, k = values[inside], knots[inside]
+    frequency = float("nan")
+    if v.numel() >= 4:
+        trend = torch.linalg.lstsq(torch.stack([k, torch.ones_like(k)], 1), v.unsqueeze(1)).solution
+        residual = v - (torch.stack([k, torch.ones_like(k)], 1) @ trend).squeeze(1)
+        spectrum = torch.fft.rfft(residual).abs()
+        spectrum[0] = 0
+        step = (k[1] - k[0]).item()
+        frequency = torch.fft.rfftfreq(v.numel(), d=step)[spectrum.argmax()].item()
+    return {"visited_range": [lo, hi], "dominant_frequency": frequency, "knots_in_range": int(inside.sum())}

@@ -1,0 +1,94 @@
+"""Read and check params.yaml before any work starts; resolve the active profile of a track.
+
+A bad key, a wrong type or an unknown name stops the stage with a message that names the key and
+the allowed values, before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("quick", "paper")
+NUMBER = (int, float)
+OPTIONAL_INT = (int, type(None))
+
+# A schema is a dict of key -> type (a tuple of allowed types), nested dict, or a tuple of allowed values.
+_ALGORITHMIC_PROFILE = {"tasks": list, "train_fraction": NUMBER, "seeds": list, "steps": int}
+SCHEMA: dict[str, Any] = {
+    "profile": PROFILES,
+    "runner": {"kind": ("threads", "dask", "ray"), "max_workers": int, "address": (str, type(None)),
+               "n_workers": int, "gpus_per_task": int},
+    "device": ("cpu", "cuda", "auto"),
+    "algorithmic": {
+        "recipe": {"width": int, "lr": NUMBER, "weight_decay": NUMBER, "betas": list, "eval_every": int},
+        "meta": {"n_max": int, "truncation": OPTIONAL_INT, "episodes_per_step": int, "outer_lr": NUMBER,
+                 "init": ("zeros", "relu", "identity", "gelu", "tanh"), "n_knots": int, "interval": list},
+        "controls": list,
+        "sin_frequency": NUMBER,
+        "profiles": {"quick": _ALGORITHMIC_PROFILE, "paper": _ALGORITHMIC_PROFILE},
+    },
+}
+
+
+def _check(value: Any, schema: Any, key: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"params.yaml: {key} must be a mapping with keys {sorted(schema)}, got {value!r}")
+        for k in value:
+            if k not in schema:
+                raise ValueError(f"params.yaml: unknown key {key + '.' if key else ''}{k}; allowed keys: {sorted(schema)}")
+        for k, sub in schema.items():
+            if k not in value:
+                raise ValueError(f"params.yaml: missing key {key + '.' if key else ''}{k}")
+            _check(value[k], sub, f"{key + '.' if key else ''}{k}")
+    elif isinstance(schema, tuple) and all(isinstance(s, str) for s in schema):
+        if value not in schema:
+            raise ValueError(f"params.yaml: {key} = {value!r} is not allowed; use one of {list(schema)}")
+    else:
+        types = schema if isinstance(schema, tuple) else (schema,)
+        if isinstance(value, bool) or not isinstance(value, types):
+            names = "/".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(f"params.yaml: {key} must be {names}, got {value!r}")
+
+
+def _check_names(params: dict) -> None:
+    from pipeline.data.synthetic import is_algorithmic_task
+    from pipeline.fit.grokking import CONTROLS
+
+    algorithmic = params["algorithmic"]
+    for profile, block in algorithmic["profiles"].items():
+        for task in block["tasks"]:
+            if not is_algorithmic_task(task):
+                raise ValueError(
+                    f"params.yaml: algorithmic.profiles.{profile}.tasks has unknown task {task!r}; "
+                    "use names like add_mod27, mul_mod53, s5_compose (pipeline.data.synthetic.PAPER_TASKS)"
+                )
+    for name in algorithmic["controls"]:
+        if name not in CONTROLS:
+            raise ValueError(f"params.yaml: algorithmic.controls has unknown activation {name!r}; use any of {list(CONTROLS)}")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """The whole params.yaml, checked against :data:`SCHEMA` and the registries of names."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no params file at {str(path)!r}: run from the repository root")
+    params = yaml.safe_load(path.read_text()) or {}
+    _check(params, SCHEMA, "")
+    _check_names(params)
+    return params
+
+
+def track_params(params: dict, track: str) -> dict:
+    """A track's section with its active profile's block merged in (the profile wins)."""
+    section = {k: v for k, v in params[track].items() if k != "profiles"}
+    return {**section, **params[track]["profiles"][params["profile"]], "profile": params["profile"]}
+
+
+def stage_params(track: str, path: str | Path = "params.yaml") -> dict:
+    """What a track's stage reads: its section under the active profile, plus runner and device."""
+    params = load_params(path)
+    return {**track_params(params, track), "runner": params["runner"], "device": params["device"]}
