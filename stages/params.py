@@ -11,26 +11,20 @@ from typing import Any
 
 import yaml
 
-PROFILES = ("quick", "paper")
-NUMBER = (int, float)
-OPTIONAL_INT = (int, type(None))
+from pipeline.flows import algorithmic
 
-# A schema is a dict of key -> type (a tuple of allowed types), nested dict, or a tuple of allowed values.
-_ALGORITHMIC_PROFILE = {"tasks": list, "train_fraction": NUMBER, "seeds": list, "steps": int}
+PROFILES = ("quick", "paper")
+
+# A schema is a dict of key -> type (a tuple of allowed types), nested dict, or a tuple of allowed
+# values. Each track's section is described by its flows module (SCHEMA, check_names).
 SCHEMA: dict[str, Any] = {
     "profile": PROFILES,
     "runner": {"kind": ("threads", "dask", "ray"), "max_workers": int, "address": (str, type(None)),
                "n_workers": int, "gpus_per_task": int},
     "device": ("cpu", "cuda", "auto"),
-    "algorithmic": {
-        "recipe": {"width": int, "lr": NUMBER, "weight_decay": NUMBER, "betas": list, "eval_every": int},
-        "meta": {"n_max": int, "truncation": OPTIONAL_INT, "episodes_per_step": int, "outer_lr": NUMBER,
-                 "init": ("zeros", "relu", "identity", "gelu", "tanh"), "n_knots": int, "interval": list},
-        "controls": list,
-        "sin_frequency": NUMBER,
-        "profiles": {"quick": _ALGORITHMIC_PROFILE, "paper": _ALGORITHMIC_PROFILE},
-    },
+    "algorithmic": algorithmic.SCHEMA,
 }
+NAME_CHECKS = {"algorithmic": algorithmic.check_names}
 
 
 def _check(value: Any, schema: Any, key: str) -> None:
@@ -54,23 +48,6 @@ def _check(value: Any, schema: Any, key: str) -> None:
             raise ValueError(f"params.yaml: {key} must be {names}, got {value!r}")
 
 
-def _check_names(params: dict) -> None:
-    from pipeline.data.synthetic import is_algorithmic_task
-    from pipeline.fit.grokking import CONTROLS
-
-    algorithmic = params["algorithmic"]
-    for profile, block in algorithmic["profiles"].items():
-        for task in block["tasks"]:
-            if not is_algorithmic_task(task):
-                raise ValueError(
-                    f"params.yaml: algorithmic.profiles.{profile}.tasks has unknown task {task!r}; "
-                    "use names like add_mod27, mul_mod53, s5_compose (pipeline.data.synthetic.PAPER_TASKS)"
-                )
-    for name in algorithmic["controls"]:
-        if name not in CONTROLS:
-            raise ValueError(f"params.yaml: algorithmic.controls has unknown activation {name!r}; use any of {list(CONTROLS)}")
-
-
 def load_params(path: str | Path = "params.yaml") -> dict:
     """The whole params.yaml, checked against :data:`SCHEMA` and the registries of names."""
     path = Path(path)
@@ -78,7 +55,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ValueError(f"no params file at {str(path)!r}: run from the repository root")
     params = yaml.safe_load(path.read_text()) or {}
     _check(params, SCHEMA, "")
-    _check_names(params)
+    for track, check_names in NAME_CHECKS.items():
+        check_names(params[track], f"params.yaml: {track}")
     return params
 
 

@@ -16,16 +16,40 @@ from types import SimpleNamespace
 import torch
 from prefect import flow
 
-from ..data.synthetic import algorithmic_task
-from ..fit.grokking import Recipe, control_activation, describe_activation, grok_run, learn_task_activation
+from ..data.synthetic import PAPER_TASKS, algorithmic_task, is_algorithmic_task
+from ..fit.grokking import CONTROLS, Recipe, control_activation, describe_activation, grok_run, learn_task_activation
 from ..meta import MetaConfig
-from ..nn import SplineActivation
+from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement
 
 TRACK = "algorithmic"
+
+_NUMBER = (int, float)
+_PROFILE = {"tasks": list, "train_fraction": _NUMBER, "seeds": list, "steps": int}
+#: The shape of params.yaml's ``algorithmic`` section (checked by stages.params before any work).
+SCHEMA = {
+    "recipe": {"width": int, "lr": _NUMBER, "weight_decay": _NUMBER, "betas": list, "eval_every": int},
+    "meta": {"n_max": int, "truncation": (int, type(None)), "episodes_per_step": int, "outer_lr": _NUMBER,
+             "init": INITS, "n_knots": int, "interval": list},
+    "controls": list,
+    "sin_frequency": _NUMBER,
+    "profiles": {"quick": _PROFILE, "paper": _PROFILE},
+}
+
+
+def check_names(section: dict, where: str) -> None:
+    """Reject unknown task and activation names in the ``algorithmic`` section, naming them."""
+    for profile, block in section["profiles"].items():
+        for task in block["tasks"]:
+            if not is_algorithmic_task(task):
+                raise ValueError(f"{where}.profiles.{profile}.tasks has unknown task {task!r}; "
+                                 f"use names like {', '.join(PAPER_TASKS[:3])} (any of {list(PAPER_TASKS)})")
+    for name in section["controls"]:
+        if name not in CONTROLS:
+            raise ValueError(f"{where}.controls has unknown activation {name!r}; use any of {list(CONTROLS)}")
 
 
 def _recipe(params: dict) -> Recipe:

@@ -1,0 +1,55 @@
+"""params.yaml is checked before any work: unknown keys, wrong types and unknown names are
+rejected with a message naming the key and the allowed values."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.params import load_params, stage_params, track_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _write(tmp_path, params):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_shipped_params_are_valid_and_profiles_resolve(params, tmp_path):
+    assert load_params(ROOT / "params.yaml")["profile"] == "quick"
+    quick = track_params(params, "algorithmic")
+    assert quick["tasks"] == params["algorithmic"]["profiles"]["quick"]["tasks"]
+    params["profile"] = "paper"
+    paper = stage_params("algorithmic", _write(tmp_path, params))
+    assert paper["steps"] == params["algorithmic"]["profiles"]["paper"]["steps"]
+    assert paper["recipe"] == quick["recipe"] and paper["runner"]["kind"] == "threads"
+
+
+@pytest.mark.parametrize(
+    "edit,needles",
+    [
+        (lambda p: p["algorithmic"]["recipe"].update(widht=3), ["algorithmic.recipe.widht", "'width'"]),
+        (lambda p: p.update(profile="fast"), ["'fast'", "quick", "paper"]),
+        (lambda p: p["algorithmic"]["meta"].update(n_max="many"), ["algorithmic.meta.n_max", "int", "'many'"]),
+        (lambda p: p["algorithmic"]["meta"].update(init="swish"), ["'swish'", "relu"]),
+        (lambda p: p["algorithmic"]["profiles"]["quick"].update(tasks=["add_mod27", "pow_mod7"]), ["'pow_mod7'", "add_mod27"]),
+        (lambda p: p["algorithmic"].update(controls=["relu", "swish"]), ["'swish'", "random_spline"]),
+        (lambda p: p["runner"].update(kind="slurm"), ["runner.kind", "'slurm'", "dask"]),
+        (lambda p: p.update(device="tpu"), ["device", "'tpu'", "cuda"]),
+    ],
+)
+def test_bad_params_are_rejected_naming_key_and_allowed_values(params, tmp_path, edit, needles):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(ValueError) as err:
+        load_params(_write(tmp_path, bad))
+    for needle in needles:
+        assert needle in str(err.value)
