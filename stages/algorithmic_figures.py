@@ -20,7 +20,7 @@ def main() -> None:
         for run in runs:
             if run["task"] == task:
                 curves.setdefault(run["activation"], []).append(run["curve"])
-        save_figure(learning_curves(curves, f"{task}: train (dotted) and test (solid) accuracy"),
+        save_figure(learning_curves(curves, f"{task}: accuracy, mean and range over seeds"),
                     OUT / f"fig11_curves_{task}.png")
     panels = []
     for task in params["tasks"]:

@@ -18,14 +18,16 @@ def learning_curves(curves: Mapping[str, Sequence[Sequence[dict]]], title: str):
         steps = np.array([row["step"] for row in runs[0]])
         for split, style in (("train_acc", ":"), ("test_acc", "-")):
             values = np.array([[row[split] for row in run[: len(steps)]] for run in runs])
-            ax.plot(steps, values.mean(0), style, color=color(name), label=f"{name} ({split.split('_')[0]})")
+            ax.plot(steps, values.mean(0), style, color=color(name), lw=1.4 if split == "test_acc" else 1.0,
+                    label=name if split == "test_acc" else None)
             ax.fill_between(steps, values.min(0), values.max(0), color=color(name), alpha=0.15, lw=0)
+    ax.plot([], [], ":", color="0.3", label="train (dotted)")
     ax.set_xscale("log")
     ax.set_xlabel("optimisation steps")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.legend(fontsize=6.5, loc="center right")
     return fig
 
 

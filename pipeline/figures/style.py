@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
-PALETTE = {"relu": "#4c72b0", "af": "#dd8452", "gelu": "#55a868", "tanh": "#8172b3", "sin": "#937860",
-           "random_spline": "#da8bc3"}
+PALETTE = {"relu": "#1f4e9c", "af": "#e6550d", "gelu": "#31a354", "tanh": "#9e9ac8", "sin": "#8c6d31",
+           "random_spline": "#de77ae"}
 
 
 def color(name: str) -> str:

@@ -33,6 +33,7 @@ class Recipe:
         return TrainConfig(
             steps=steps, batch_size=self.batch_size, optimizer="adamw", lr=self.lr, weight_decay=self.weight_decay,
             betas=tuple(self.betas), eval_every=self.eval_every, patience=None, target_accuracy=0.95, keep_best=False,
+            dense_early_evals=True,
         )
 
     def inner_optimizer(self) -> InnerOptimizer:

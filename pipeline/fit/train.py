@@ -39,6 +39,8 @@ class TrainConfig:
             paper Sec. 2.3, the AF is reused like any activation).
         keep_best: restore the checkpoint of best validation accuracy (``False``: keep the last,
             as in the grokking runs, which have no model selection).
+        dense_early_evals: also evaluate at roughly log-spaced early steps (every step up to 10,
+            every 2 up to 100, ...), for curves on a log axis and a precise ``steps_to_target``.
     """
 
     steps: int = 2000
@@ -52,6 +54,7 @@ class TrainConfig:
     target_accuracy: float | None = None
     train_activations: bool = False
     keep_best: bool = True
+    dense_early_evals: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -102,6 +105,15 @@ def as_tensors(data: Any, task: str) -> dict[str, Tensor]:
         out[f"X_{split}"] = torch.as_tensor(X, dtype=torch.float32)
         out[f"y_{split}"] = torch.as_tensor(y, dtype=torch.long if task == "classification" else torch.float32)
     return out
+
+
+def _evaluate_at(step: int, config: TrainConfig) -> bool:
+    if step % config.eval_every == 0 or step == config.steps:
+        return True
+    if not config.dense_early_evals:
+        return False
+    spacing = max(1, 10 ** (len(str(step)) - 1) // 4)  # 1 below 10, 2 below 100, 25 below 1000, ...
+    return spacing < config.eval_every and step % spacing == 0
 
 
 def _make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -174,7 +186,7 @@ def train_model(
         loss = task_loss(task, model(Xb), yb)
         loss.backward()
         optimizer.step()
-        if step % config.eval_every and step != config.steps:
+        if not _evaluate_at(step, config):
             continue
         row = {"step": step, "train_loss": loss.item()}
         for split in ("train", "val", "test"):
