@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.flows import algorithmic
+from pipeline.flows import algorithmic, tabular
 
 PROFILES = ("quick", "paper")
 
@@ -22,9 +22,13 @@ SCHEMA: dict[str, Any] = {
     "runner": {"kind": ("threads", "dask", "ray"), "max_workers": int, "address": (str, type(None)),
                "n_workers": int, "gpus_per_task": int},
     "device": ("cpu", "cuda", "auto"),
+    # where datasets come from (pipeline/data/sources.py: source_from_config); values checked when used
+    "data": {"source": (str, type(None)), "mirror": (str, type(None)), "openml_cache": (str, type(None)),
+             "files": (dict, type(None))},
     "algorithmic": algorithmic.SCHEMA,
+    "tabular": tabular.SCHEMA,
 }
-NAME_CHECKS = {"algorithmic": algorithmic.check_names}
+NAME_CHECKS = {"algorithmic": algorithmic.check_names, "tabular": tabular.check_names}
 
 
 def _check(value: Any, schema: Any, key: str) -> None:

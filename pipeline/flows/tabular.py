@@ -1,0 +1,815 @@
+"""Prefect flows of the tabular track (paper Sec. 3.3; Fig. 5, 6, 7, 8, 20).
+
+Stages, each one flow (``stages/tabular_*.py`` run them):
+
+- ``prepare``: every dataset x seed of the active profile through ``prepare_dataset`` (network and
+  tree features; Grinsztajn protocol). A dataset the source cannot serve is *skipped with a note*
+  (carried into the report), never a crash. Writes ``datasets.json``.
+- ``metalearn``: Algorithm 1 on each training split for every variant the profile's families need
+  (:data:`pipeline.fit.tabular.META_VARIANTS`). Writes the learned AFs and IAFs per dataset
+  (``<dataset>/<variant>.s<seed>.json``: DESIGN.md's activation JSON, loadable with
+  ``SplineActivation.load`` / :func:`pipeline.fit.tabular.iaf_from_dict`) and ``learned.json``.
+- ``train``: the baselines' searches and, per network family, every config of the search budget
+  (architectures sampled from ``depths x widths``, times alpha / AF variant / fine-tuning), each
+  trained with early stopping; the *total variation* of every trained model is measured here (the
+  complexity of Fig. 6 is folded into this stage). Also the width/depth reuse runs of Fig. 8.
+  Writes ``runs.json``, ``reports/metrics/tabular.json`` (the output contract, selection on
+  validation accuracy per seed) and ``reports/tables/tabular.json`` (notes and the acceptance
+  numbers the report prints).
+- ``complexity``: the views of Fig. 7 on the focus dataset: 1-D and 2-D function slices of the
+  selected ReLU, TanH, AF, IAF and XGBoost models, and complexity landscapes over a plane along the
+  training trajectory and a random plane around the solution. Writes ``views.json``.
+
+Units of work return plain dicts so Prefect caches them; the flows write the outs (DVC deletes
+outs before a stage runs, and a cached task would not write its file again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from prefect import flow
+
+from ..data import BUNDLED, DatasetUnavailable, prepare_dataset
+from ..data.registry import REGISTRY
+from ..data.sources import MIRROR_ENV, CatalogSource, OpenMLSource, source_from_config
+from ..fit import TrainConfig
+from ..fit.baselines import BASELINES, FeatureMap, fit_baseline, proba_function
+from ..fit.tabular import (
+    FAMILIES,
+    FAMILY_VARIANTS,
+    META_VARIANTS,
+    MODEL_KEYS,
+    MetaSettings,
+    build_model,
+    fit_network,
+    learn_activations,
+    softmax_function,
+)
+from .artifacts import markdown_table, publish_markdown, publish_table
+from .caching import atomic_write_text, unit_task
+from .progress import Progress
+from .runners import gpu_placement
+
+TRACK = "tabular"
+PROFILES = ("quick", "cpu", "paper")
+
+_NUMBER = (int, float)
+_NONE = type(None)
+_PROFILE = {
+    "datasets": list, "seeds": list, "max_train": int, "max_eval": int,
+    "families": list, "baselines": list, "af_variants": list, "finetune": list,
+    "depths": list, "widths": list, "n_arch": int, "alphas": list,
+    "steps": int, "patience": int, "meta_n_max": int, "meta_episode_size": int,
+    "xgboost_configs": int, "forest_configs": int,
+    "fig8": {"widths": list, "depths": list, "seeds": list},
+    "landscape": {"resolution": int, "n_paths": int, "n_points": int},
+}
+#: The shape of params.yaml's ``tabular`` section (checked by stages.params before any work).
+SCHEMA = {
+    "profile": (str, _NONE),
+    "torch_threads": int,
+    "protocol": {"train_fraction": _NUMBER, "val_fraction": _NUMBER},
+    "train": {"optimizer": ("adamw", "adam", "sgd"), "lr": _NUMBER, "weight_decay": _NUMBER, "batch_size": int,
+              "eval_every": int},
+    "meta": {"depth": int, "width": int, "truncation": (int, _NONE), "episodes_per_step": int, "inner_lr": _NUMBER,
+             "outer_lr": _NUMBER, "n_knots": int, "interval": list},
+    "tv": {"n_paths": int, "n_points": int},
+    "baselines": {"linear_C": list, "knn_k": list, "xgboost_trees": int, "xgboost_early_stopping": int,
+                  "forest_max_trees": int},
+    "focus": {"fig7": list, "fig8": list},
+    "profiles": {p: _PROFILE for p in PROFILES},
+}
+
+_OPENML_NAME = re.compile(r"^openml:\d+$")
+
+
+# ------------------------------------------------------------------------------------ params
+def check_names(section: dict, where: str) -> None:
+    """Reject unknown profile, family, baseline and variant names and malformed dataset names in
+    the ``tabular`` section, naming them (names declared under ``data.files`` are checked against
+    that section by :func:`resolve_params`)."""
+    if section["profile"] is not None and section["profile"] not in PROFILES:
+        raise ValueError(f"{where}.profile = {section['profile']!r}; use null (the global profile) or one of {list(PROFILES)}")
+    allowed_afs = FAMILY_VARIANTS["mlp_af"]
+    for name, block in section["profiles"].items():
+        key = f"{where}.profiles.{name}"
+        for family in block["families"]:
+            if family not in FAMILIES:
+                raise ValueError(f"{key}.families has unknown family {family!r}; use any of {list(FAMILIES)}")
+        for baseline in block["baselines"]:
+            if baseline not in BASELINES:
+                raise ValueError(f"{key}.baselines has unknown baseline {baseline!r}; use any of {list(BASELINES)}")
+        for variant in block["af_variants"]:
+            if variant not in allowed_afs:
+                raise ValueError(f"{key}.af_variants has unknown variant {variant!r}; use any of {list(allowed_afs)}")
+        if not block["finetune"] or any(not isinstance(f, bool) for f in block["finetune"]):
+            raise ValueError(f"{key}.finetune must be a non-empty list of true/false, got {block['finetune']!r}")
+        if not block["seeds"] or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in block["seeds"]):
+            raise ValueError(f"{key}.seeds must be a non-empty list of non-negative ints, got {block['seeds']!r}")
+        for grid in ("depths", "widths"):
+            if not block[grid] or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in block[grid]):
+                raise ValueError(f"{key}.{grid} must be a non-empty list of positive ints, got {block[grid]!r}")
+        if any(not isinstance(a, _NUMBER) or a <= 0 for a in block["alphas"]) or not block["alphas"]:
+            raise ValueError(f"{key}.alphas must be a non-empty list of positive numbers, got {block['alphas']!r}")
+        for dataset in block["datasets"]:
+            if not isinstance(dataset, str) or not dataset:
+                raise ValueError(f"{key}.datasets has {dataset!r}; use dataset names")
+
+
+def dataset_kind(name: str, files: dict | None) -> str:
+    """How a dataset name is served: ``bundled``, ``files`` (declared under ``data.files``),
+    ``openml`` (``openml:<id>``) or ``registry`` (a name of the paper's registry)."""
+    if name in BUNDLED:
+        return "bundled"
+    if files and name in files:
+        return "files"
+    if _OPENML_NAME.match(name):
+        return "openml"
+    if name in REGISTRY:
+        return "registry"
+    raise ValueError(
+        f"params.yaml: tabular dataset {name!r} is unknown: use a registry name ({', '.join(sorted(REGISTRY)[:4])}, ...), "
+        f"'openml:<id>', a bundled set ({', '.join(BUNDLED)}), or declare it under data.files: "
+        f"{name}: {{path: FILE, target: COLUMN}}"
+    )
+
+
+def resolve_data(data: dict | None) -> dict:
+    """The ``data`` section with the mirror folder resolved (``null`` -> ``$PIPELINE_DATA_MIRROR``), so
+    that the folder is part of every unit's cache key."""
+    data = {"source": None, "mirror": None, "openml_cache": None, "files": None, **(data or {})}
+    if data["source"] not in (None, "mirror", "openml", "files"):
+        raise ValueError(f"params.yaml: data.source = {data['source']!r}; use null, mirror, openml or files")
+    if data["mirror"] is None and os.environ.get(MIRROR_ENV):
+        data["mirror"] = os.environ[MIRROR_ENV]
+    if data["mirror"] is not None:
+        data["mirror"] = str(Path(data["mirror"]).expanduser().resolve())
+    if data["openml_cache"] is None and os.environ.get("OPENML_CACHE_DIR"):
+        data["openml_cache"] = os.environ["OPENML_CACHE_DIR"]
+    data["files"] = dict(data["files"] or {})
+    return data
+
+
+def resolve_params(params: dict) -> dict:
+    """What the tabular stages read: the ``tabular`` section with its active profile merged in
+    (``tabular.profile``, else the global ``profile``), plus ``data``, ``runner`` and ``device``."""
+    section = params["tabular"]
+    profile = section.get("profile") or params["profile"]
+    if profile not in section["profiles"]:
+        raise ValueError(f"params.yaml: tabular.profiles has no profile {profile!r} (has {sorted(section['profiles'])})")
+    merged = {k: v for k, v in section.items() if k not in ("profiles", "profile")}
+    merged.update(section["profiles"][profile])
+    data = resolve_data(params.get("data"))
+    for name in merged["datasets"]:
+        dataset_kind(name, data["files"])
+    return {**merged, "profile": profile, "data": data, "runner": params["runner"], "device": params.get("device", "cpu")}
+
+
+# -------------------------------------------------------------------------------------- data
+def source_for(name: str, data: dict):
+    """The source that serves ``name`` (``None`` for a bundled set): names declared under
+    ``data.files`` come from those files; ``openml:<id>`` from OpenML (its cache), unless
+    ``data.source`` is ``files``; everything else from the configured source (a mirror when one is
+    given, else OpenML)."""
+    kind = dataset_kind(name, data["files"])
+    if kind == "bundled":
+        return None
+    if data["source"] == "files" or kind == "files":
+        if not data["files"]:
+            raise DatasetUnavailable(f"dataset {name!r}: data.source is files but data.files declares nothing")
+        return CatalogSource(data["files"], openml_cache=data["openml_cache"])
+    if kind == "openml" and data["source"] != "openml":
+        return OpenMLSource(cache_dir=data["openml_cache"])
+    return source_from_config({k: data[k] for k in ("source", "mirror", "openml_cache")})
+
+
+def load_split(name: str, seed: int, params: dict, features: str):
+    """The prepared split of one dataset and seed (``features``: ``network`` or ``tree``), read
+    from the prepared-data cache after the first time."""
+    protocol = params["protocol"]
+    return prepare_dataset(
+        name, source=source_for(name, params["data"]), seed=seed, features=features,
+        max_train=params["max_train"], max_eval=params["max_eval"],
+        train_fraction=protocol["train_fraction"], val_fraction=protocol["val_fraction"],
+    )
+
+
+def _data_params(params: dict) -> dict:
+    """The keys the data units depend on (a smaller cache key than the whole params)."""
+    return {k: params[k] for k in ("data", "protocol", "max_train", "max_eval")}
+
+
+def _threads(params: dict) -> None:
+    torch.set_num_threads(max(1, int(params.get("torch_threads", 1))))
+
+
+@unit_task(task_run_name="prepare-{dataset}-s{seed}")
+def prepare_unit(dataset: str, seed: int, params: dict) -> dict:
+    """Prepare one dataset and seed (both feature sets); ``available: False`` with the source's
+    message when it cannot be served."""
+    try:
+        net = load_split(dataset, seed, params, "network")
+        tree = load_split(dataset, seed, params, "tree")
+    except DatasetUnavailable as err:
+        return {"dataset": dataset, "seed": seed, "available": False, "note": str(err).splitlines()[0][:400]}
+    if net.task != "classification":
+        return {"dataset": dataset, "seed": seed, "available": False,
+                "note": f"task {net.task!r}: the tabular track handles classification only"}
+    return {
+        "dataset": dataset, "seed": seed, "available": True, "note": "",
+        "n_features": int(net.X_train.shape[1]), "n_features_tree": int(tree.X_train.shape[1]),
+        "n_classes": int(net.n_classes), "rows": net.rows, "feature_names": list(net.feature_names),
+        "features_match": list(net.feature_names) == list(tree.feature_names),
+        "source": net.provenance.get("source"),
+    }
+
+
+def pick_focus(candidates: list[str], available: list[str]) -> str | None:
+    """The first candidate that is available, else the first available dataset."""
+    for name in candidates:
+        if name in available:
+            return name
+    return available[0] if available else None
+
+
+@flow(name="tabular-prepare", log_prints=True)
+def prepare_flow(params: dict, out_path: str) -> dict:
+    """Prepare every dataset x seed; write ``datasets.json``: the available sets with their shapes,
+    the skipped ones with the reason, and the focus sets of Fig. 7 and Fig. 8."""
+    _threads(params)
+    units = [(d, s) for d in params["datasets"] for s in params["seeds"]]
+    progress = Progress(total=len(units), desc="tabular: prepare datasets")
+    with progress, gpu_placement(params["runner"]):
+        futures = [prepare_unit.submit(d, s, _data_params(params)) for d, s in units]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            progress.update()
+    datasets: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for r in results:
+        if not r["available"]:
+            skipped.setdefault(r["dataset"], r["note"])
+        elif r["dataset"] not in skipped:
+            entry = datasets.setdefault(r["dataset"], {k: r[k] for k in ("n_features", "n_features_tree", "n_classes",
+                                                                           "feature_names", "features_match", "source")})
+            entry.setdefault("rows", {})[str(r["seed"])] = r["rows"]
+    for name in skipped:
+        datasets.pop(name, None)
+    available = [d for d in params["datasets"] if d in datasets]
+    out = {
+        "profile": params["profile"], "seeds": params["seeds"], "available": available, "datasets": datasets,
+        "skipped": skipped,
+        "focus": {"fig7": pick_focus(params["focus"]["fig7"], available),
+                  "fig8": pick_focus(params["focus"]["fig8"], available)},
+    }
+    atomic_write_text(Path(out_path), json.dumps(out, indent=1))
+    rows = [{"dataset": d, "status": "ok", **{k: datasets[d][k] for k in ("n_features", "n_classes")}} for d in available]
+    rows += [{"dataset": d, "status": "skipped", "note": note} for d, note in skipped.items()]
+    publish_table(rows, track=TRACK, stage="prepare", description="Datasets of the tabular track")
+    if skipped:
+        print(f"tabular: skipped {len(skipped)} dataset(s): " + "; ".join(f"{d}: {n}" for d, n in skipped.items()))
+    return out
+
+
+# --------------------------------------------------------------------------------- metalearn
+def meta_settings(params: dict) -> MetaSettings:
+    meta = params["meta"]
+    return MetaSettings(
+        depth=meta["depth"], width=meta["width"], n_max=params["meta_n_max"], truncation=meta["truncation"],
+        episodes_per_step=meta["episodes_per_step"], episode_size=params["meta_episode_size"],
+        inner_lr=meta["inner_lr"], outer_lr=meta["outer_lr"], n_knots=meta["n_knots"], interval=tuple(meta["interval"]),
+    )
+
+
+def needed_variants(params: dict) -> list[str]:
+    """The meta-learning variants the profile's families (and Fig. 8's reuse runs) need."""
+    variants = []
+    for family in params["families"]:
+        if family == "mlp_af":
+            variants += list(params["af_variants"])
+        else:
+            variants += list(FAMILY_VARIANTS.get(family, ()))
+    variants.append("af_relu")  # Fig. 8 reuses the AF learned from a ReLU init
+    return [v for v in META_VARIANTS if v in set(variants)]
+
+
+@unit_task(task_run_name="metalearn-{dataset}-{variant}-s{seed}")
+def metalearn_unit(dataset: str, seed: int, variant: str, params: dict) -> dict:
+    """Algorithm 1 on one training split for one variant; returns the learned activations (JSON
+    forms) and a compact history."""
+    _threads(params)
+    data = load_split(dataset, seed, params, "network")
+    settings = meta_settings(params)
+    progress = Progress(total=settings.n_max, desc=f"meta-learn {variant} on {dataset} s{seed}")
+    with progress:
+        learned, history = learn_activations(
+            variant, torch.as_tensor(data.X_train), torch.as_tensor(data.y_train), data.n_classes, settings, seed=seed,
+            on_step=lambda row: progress.update(val_loss=row["val_loss"]),
+        )
+    provenance = {"meta": {**params["meta"], "n_max": settings.n_max, "episode_size": settings.episode_size},
+                  "variant": variant, "seed": seed, "protocol": {**params["protocol"], "max_train": params["max_train"]}}
+    for key in ("af", "iaf"):
+        specs = learned[key] if isinstance(learned[key], list) else [learned[key]]
+        for spec in specs:
+            if spec is not None:
+                spec.update(trained_on=f"{dataset} (seed {seed} training split)", params=provenance)
+    if learned["iaf"] is not None:
+        learned["iaf"]["feature_names"] = list(data.feature_names)
+    keep = ("step", "horizon", "val_loss", "val_loss_smooth", "val_acc", "knots_visited_total", "seconds")
+    return {"dataset": dataset, "seed": seed, "variant": variant, "learned": learned,
+            "history": [{k: row[k] for k in keep} for row in history]}
+
+
+def activation_files(dataset: str, seed: int, variant: str, learned: dict) -> dict[str, dict]:
+    """File name -> JSON of each learned module: ``<variant>.s<seed>.json`` (the AF, or the IAFs of
+    an IAF variant), ``iaf_af.af.s<seed>.json`` (the AF learned with IAFs), and
+    ``af_per_layer.layer<i>.s<seed>.json`` (one AF per layer)."""
+    files = {}
+    af, iaf = learned["af"], learned["iaf"]
+    if iaf is not None:
+        files[f"{dataset}/{variant}.s{seed}.json"] = iaf
+        if af is not None:
+            files[f"{dataset}/{variant}.af.s{seed}.json"] = af
+    elif isinstance(af, list):
+        for i, spec in enumerate(af, 1):
+            files[f"{dataset}/{variant}.layer{i}.s{seed}.json"] = spec
+    elif af is not None:
+        files[f"{dataset}/{variant}.s{seed}.json"] = af
+    return files
+
+
+@flow(name="tabular-metalearn", log_prints=True)
+def metalearn_flow(params: dict, datasets_path: str, out_dir: str) -> dict:
+    """Meta-learn every needed variant on every available dataset and seed; write the learned
+    activations per dataset and ``learned.json`` (all of them, with their histories)."""
+    _threads(params)
+    info = json.loads(Path(datasets_path).read_text())
+    variants = needed_variants(params)
+    units = [(d, s, v) for d in info["available"] for s in params["seeds"] for v in variants]
+    progress = Progress(total=len(units), desc="tabular: meta-learning runs")
+    with progress, gpu_placement(params["runner"]):
+        futures = [metalearn_unit.submit(d, s, v, params) for d, s, v in units]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            progress.update()
+    out = Path(out_dir)
+    index: dict[str, dict] = {}
+    rows = []
+    for r in results:
+        for name, spec in activation_files(r["dataset"], r["seed"], r["variant"], r["learned"]).items():
+            atomic_write_text(out / name, json.dumps(spec, indent=1))
+        index.setdefault(r["dataset"], {}).setdefault(str(r["seed"]), {})[r["variant"]] = {
+            "learned": r["learned"], "history": r["history"]}
+        last = r["history"][-1]
+        rows.append({"dataset": r["dataset"], "seed": r["seed"], "variant": r["variant"], "outer_steps": len(r["history"]),
+                     "val_loss_first": r["history"][0]["val_loss"], "val_loss_last": last["val_loss"],
+                     "knots_visited": last["knots_visited_total"]})
+    atomic_write_text(out / "learned.json", json.dumps(index))
+    publish_table(rows, track=TRACK, stage="metalearn", description="Meta-learning runs (Algorithm 1)")
+    return {"runs": len(results)}
+
+
+# ------------------------------------------------------------------------------------- train
+def train_config(params: dict, finetune: bool = False) -> TrainConfig:
+    t = params["train"]
+    return TrainConfig(steps=params["steps"], batch_size=t["batch_size"], optimizer=t["optimizer"], lr=t["lr"],
+                       weight_decay=t["weight_decay"], eval_every=t["eval_every"], patience=params["patience"],
+                       train_activations=finetune)
+
+
+def architectures(params: dict, seed: int) -> list[tuple[int, int]]:
+    """The search budget's architectures for one seed: ``n_arch`` (depth, width) pairs drawn
+    without replacement from ``depths x widths`` (all of them when ``n_arch`` covers the grid),
+    the same for every family (a paired comparison)."""
+    grid = [(d, w) for d in params["depths"] for w in params["widths"]]
+    if params["n_arch"] >= len(grid):
+        return grid
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(grid), size=params["n_arch"], replace=False).tolist())
+    return [grid[i] for i in picks]
+
+
+def family_configs(family: str, params: dict, seed: int) -> list[dict]:
+    """Every config of a family's search for one seed (see :func:`architectures`)."""
+    archs = architectures(params, seed)
+    if family == "iaf_linear":
+        return [{"variant": "iaf_linear", "depth": 0, "width": 0, "finetune": f} for f in params["finetune"]]
+    if family == "mlp_tanh_scaled":
+        return [{"depth": d, "width": w, "alpha": float(a)} for d, w in archs for a in params["alphas"]]
+    if family == "mlp_af":
+        return [{"variant": v, "depth": d, "width": w} for d, w in archs for v in params["af_variants"]]
+    if family in ("iaf_relu", "iaf_af"):
+        return [{"variant": family, "depth": d, "width": w, "finetune": f} for d, w in archs for f in params["finetune"]]
+    return [{"depth": d, "width": w} for d, w in archs]
+
+
+def _network_data(dataset: str, seed: int, params: dict):
+    return load_split(dataset, seed, params, "network")
+
+
+def train_config_row(family: str, config: dict, learned: dict | None, data, params: dict, seed: int,
+                     snapshots: bool = False) -> dict:
+    """Build and train one config of a family; returns its metrics (and the model with
+    ``snapshots``)."""
+    torch.manual_seed(seed)
+    finetune = bool(config.get("finetune"))
+    # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
+    model = build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1), max(config["width"], 1),
+                        alpha=config.get("alpha"), learned=learned, finetune=finetune)
+    return fit_network(model, data, train_config(params, finetune), seed, tv=params["tv"], snapshots=snapshots)
+
+
+@unit_task(task_run_name="train-{dataset}-{family}-s{seed}-{tag}")
+def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learned: dict, params: dict,
+                tag: str = "search") -> dict:
+    """Train every config of one family on one dataset and seed (``learned``: the variants'
+    activations by variant name)."""
+    _threads(params)
+    data = _network_data(dataset, seed, params)
+    rows = []
+    for config in configs:
+        result = train_config_row(family, config, learned.get(config.get("variant")), data, params, seed)
+        rows.append({"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
+                     "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
+                     "finetune": config.get("finetune"), **result})
+    return {"rows": rows}
+
+
+@unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}")
+def baseline_unit(dataset: str, seed: int, model: str, params: dict) -> dict:
+    """One baseline's search on one dataset and seed, with the total variation of its class
+    probabilities along the same paths as the networks' (network feature space, mapped to raw
+    features for trees when the columns correspond)."""
+    _threads(params)
+    row, _ = _fit_baseline(dataset, seed, model, params)
+    return row
+
+
+def _baseline_options(model: str, params: dict) -> dict:
+    b = params["baselines"]
+    return {
+        "linear": {"Cs": b["linear_C"]},
+        "knn": {"ks": b["knn_k"]},
+        "xgboost": {"n_configs": params["xgboost_configs"], "n_estimators": b["xgboost_trees"],
+                    "early_stopping_rounds": b["xgboost_early_stopping"]},
+        "random_forest": {"n_configs": params["forest_configs"], "max_estimators": b["forest_max_trees"]},
+    }[model]
+
+
+def _fit_baseline(dataset: str, seed: int, model: str, params: dict):
+    from ..complexity import total_variation
+
+    net = load_split(dataset, seed, params, "network")
+    data = net if BASELINES[model] == "network" else load_split(dataset, seed, params, "tree")
+    result = fit_baseline(model, data, seed=seed, **_baseline_options(model, params))
+    fmap = None
+    X_paths = torch.as_tensor(net.X_train)
+    if BASELINES[model] == "tree":
+        fmap = FeatureMap.fit(net.X_train, data.X_train, net.feature_names, data.feature_names)
+        if fmap is None:  # one-hot columns: paths in the raw feature space instead
+            X_paths = torch.as_tensor(data.X_train)
+    f = proba_function(result.estimator, fmap)
+    tv = total_variation(f, X_paths.float(), n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"], seed=seed)
+    summary = result.summary()
+    row = {"dataset": dataset, "seed": seed, "family": model, "purpose": "search", "train_acc": summary["train_acc"],
+           "val_acc": summary["val_acc"], "test_acc": summary["test_acc"], "tv": tv, "params": summary["params"],
+           "trials": summary["trials"], "seconds": summary["seconds"]}
+    return row, (result, fmap, f)
+
+
+def fig8_configs(params: dict) -> list[dict]:
+    return [{"depth": d, "width": w} for d in params["fig8"]["depths"] for w in params["fig8"]["widths"]]
+
+
+@flow(name="tabular-train", log_prints=True)
+def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: str, metrics_path: str,
+               summary_path: str) -> dict:
+    """Run the baselines and every network config of the search budget on every available dataset
+    and seed, plus the reuse runs of Fig. 8; write all runs, the metrics of the output contract and
+    the report's summary."""
+    _threads(params)
+    info = json.loads(Path(datasets_path).read_text())
+    learned_all = json.loads(Path(learned_path).read_text())
+    submissions = []
+    with gpu_placement(params["runner"]):
+        for d in info["available"]:
+            for s in params["seeds"]:
+                for model in params["baselines"]:
+                    submissions.append(baseline_unit.submit(d, s, model, params))
+                for family in params["families"]:
+                    learned = {v: learned_all[d][str(s)][v]["learned"] for v in FAMILY_VARIANTS.get(family, ())
+                               if v in learned_all.get(d, {}).get(str(s), {})}
+                    submissions.append(family_unit.submit(d, s, family, family_configs(family, params, s), learned, params))
+        focus = info["focus"]["fig8"]
+        if focus is not None:
+            for s in params["fig8"]["seeds"]:
+                learned = {"af_relu": learned_all[focus][str(s)]["af_relu"]["learned"]} if str(s) in learned_all.get(focus, {}) else {}
+                if not learned:
+                    continue
+                configs = fig8_configs(params)
+                submissions.append(family_unit.submit(focus, s, "mlp_relu", configs, {}, params, tag="fig8"))
+                submissions.append(family_unit.submit(focus, s, "mlp_af", [{**c, "variant": "af_relu"} for c in configs],
+                                                      learned, params, tag="fig8"))
+        progress = Progress(total=len(submissions), desc="tabular: training units")
+        results = []
+        with progress:
+            for f in submissions:
+                results.append(f.result())
+                progress.update()
+    rows = []
+    for r in results:
+        rows += r["rows"] if "rows" in r else [r]
+    runs = {"profile": params["profile"], "seeds": params["seeds"], "runs": rows}
+    atomic_write_text(Path(runs_path), json.dumps(runs))
+    metrics = summarise([r for r in rows if r["purpose"] == "search"])
+    atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
+    summary = summary_tables(metrics, rows, info, meta=params["meta"])
+    atomic_write_text(Path(summary_path), json.dumps(summary, indent=1))
+    table = [{"dataset": d, "model": m, **{k: v[k] for k in ("test_acc", "test_acc_std", "n_seeds", "tv")}}
+             for d, models in metrics.items() for m, v in models.items()]
+    publish_table(table, track=TRACK, stage="train", description="Test accuracy (selected on validation) and TV")
+    publish_markdown(markdown_table(table), track=TRACK, stage="train")
+    return summary["acceptance"]
+
+
+# ---------------------------------------------------------------------------------- summaries
+def _model_key(row: dict) -> list[str]:
+    """The metric keys a run counts for: its family's fixed key, and the extra key of its variant
+    (``mlp_af_relu``, ``mlp_af_zeros``, ``mlp_af_per_layer``; ``iaf_*_frozen`` / ``iaf_*_finetuned``)."""
+    family = row["family"]
+    keys = [family]
+    if family == "mlp_af":
+        keys.append("mlp_af_" + row["variant"][len("af_"):])
+    elif family.startswith("iaf_") and row.get("finetune") is not None:
+        keys.append(f"{family}_{'finetuned' if row['finetune'] else 'frozen'}")
+    return keys
+
+
+def select_per_seed(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
+    """Model selection: for every (dataset, model key, seed) the run with the best validation
+    accuracy (ties: the first)."""
+    best: dict[tuple[str, str, int], dict] = {}
+    for row in rows:
+        if not math.isfinite(row["val_acc"]):
+            continue
+        for key in _model_key(row):
+            k = (row["dataset"], key, row["seed"])
+            if k not in best or row["val_acc"] > best[k]["val_acc"]:
+                best[k] = row
+    return best
+
+
+def _config(row: dict) -> dict:
+    if "params" in row:
+        return row["params"]
+    return {k: row[k] for k in ("variant", "depth", "width", "alpha", "finetune") if row.get(k) is not None}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The output contract: ``{dataset: {model: {"test_acc", "test_acc_std", "n_seeds", "tv"}}}``
+    over the seeds (each seed's model selected on validation accuracy), with extras ``val_acc``,
+    ``tv_std``, ``tv_all_configs`` (mean TV over every trained config of the model) and
+    ``selected`` (each seed's config)."""
+    best = select_per_seed(rows)
+    all_tv: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        for key in _model_key(row):
+            if math.isfinite(row["tv"]):
+                all_tv.setdefault((row["dataset"], key), []).append(row["tv"])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for (dataset, key, _), row in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        groups.setdefault((dataset, key), []).append(row)
+    out: dict[str, dict] = {}
+    for (dataset, key), rs in groups.items():
+        accs = [r["test_acc"] for r in rs]
+        tvs = [r["tv"] for r in rs]
+        out.setdefault(dataset, {})[key] = {
+            "test_acc": statistics.fmean(accs),
+            "test_acc_std": statistics.pstdev(accs),
+            "n_seeds": len(rs),
+            "tv": statistics.fmean(tvs),
+            "tv_std": statistics.pstdev(tvs),
+            "tv_all_configs": statistics.fmean(all_tv.get((dataset, key), tvs)),
+            "val_acc": statistics.fmean(r["val_acc"] for r in rs),
+            "selected": [{"seed": r["seed"], **_config(r)} for r in rs],
+        }
+    return out
+
+
+LEARNED = ("mlp_tanh_scaled", "mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
+IAF = ("iaf_linear", "iaf_relu", "iaf_af")
+AF_OR_IAF = ("mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
+
+
+def mean_over_datasets(metrics: dict, model: str, datasets: list[str]) -> float | None:
+    vals = [metrics[d][model]["test_acc"] for d in datasets if model in metrics.get(d, {})]
+    return statistics.fmean(vals) if vals and len(vals) == len(datasets) else None
+
+
+def summary_tables(metrics: dict, rows: list[dict], info: dict, meta: dict | None = None) -> dict:
+    """The numbers the report states: mean accuracy per model over the datasets, the acceptance
+    checks of the issue (best AF/IAF vs ReLU, best IAF vs XGBoost, datasets where a learned variant
+    beats XGBoost, TV of IAFs vs ReLU on the focus set, Fig. 8 reuse), and the skipped datasets."""
+    datasets = [d for d in info["available"] if d in metrics]
+    means = {m: mean_over_datasets(metrics, m, datasets) for m in sorted({k for d in datasets for k in metrics[d]})}
+    acc = {}
+    present = lambda ms: [m for m in ms if means.get(m) is not None]  # noqa: E731
+    if means.get("mlp_relu") is not None and present(AF_OR_IAF):
+        best = max(present(AF_OR_IAF), key=lambda m: means[m])
+        acc["best_learned_vs_relu"] = {"model": best, "mean": means[best], "relu": means["mlp_relu"],
+                                       "gap_points": 100 * (means[best] - means["mlp_relu"]),
+                                       "pass": 100 * (means[best] - means["mlp_relu"]) >= 1.0}
+    if means.get("xgboost") is not None and present(IAF):
+        best = max(present(IAF), key=lambda m: means[m])
+        acc["best_iaf_vs_xgboost"] = {"model": best, "mean": means[best], "xgboost": means["xgboost"],
+                                      "gap_points": 100 * (means[best] - means["xgboost"]),
+                                      "pass": 100 * (means[best] - means["xgboost"]) >= -0.5}
+    if any("xgboost" in metrics[d] for d in datasets):
+        beats = {}
+        for d in datasets:
+            if "xgboost" not in metrics[d]:
+                continue
+            xgb = metrics[d]["xgboost"]["test_acc"]
+            winners = [m for m in AF_OR_IAF if m in metrics[d] and metrics[d][m]["test_acc"] > xgb]
+            if winners:
+                beats[d] = {m: 100 * (metrics[d][m]["test_acc"] - xgb) for m in winners}
+        acc["learned_beats_xgboost"] = {"n_datasets": len(beats), "of": len(datasets), "datasets": beats,
+                                        "pass": len(beats) >= 2}
+    tv_focus = info["focus"]["fig7"]
+    if tv_focus in metrics and "mlp_relu" in metrics[tv_focus]:
+        relu = metrics[tv_focus]["mlp_relu"]
+        iafs = {m: {"tv": metrics[tv_focus][m]["tv"], "tv_all_configs": metrics[tv_focus][m]["tv_all_configs"]}
+                for m in IAF if m in metrics[tv_focus]}
+        if iafs:
+            acc["iaf_tv_vs_relu"] = {
+                "dataset": tv_focus, "relu_tv": relu["tv"], "relu_tv_all_configs": relu["tv_all_configs"], "iaf": iafs,
+                "pass": all(v["tv"] > relu["tv"] for v in iafs.values()),
+            }
+    fig8 = [r for r in rows if r["purpose"] == "fig8"]
+    if fig8:
+        cells: dict[tuple[int, int, str], list[float]] = {}
+        for r in fig8:
+            cells.setdefault((r["depth"], r["width"], r["family"]), []).append(r["test_acc"])
+        table = []
+        for (depth, width) in sorted({(d, w) for d, w, _ in cells}):
+            relu = cells.get((depth, width, "mlp_relu"))
+            af = cells.get((depth, width, "mlp_af"))
+            if relu and af:
+                table.append({"depth": depth, "width": width, "relu": statistics.fmean(relu), "af": statistics.fmean(af),
+                              "n_seeds": len(af)})
+        focus8 = info["focus"]["fig8"]
+        widths = sorted({t["width"] for t in table})
+        acc["fig8_reuse"] = {
+            "dataset": focus8, "meta_architecture": {k: (meta or {}).get(k) for k in ("depth", "width")}, "cells": table,
+            "af_at_least_relu": sum(t["af"] >= t["relu"] for t in table), "of": len(table),
+            # per width, the best depth of each: does the reused AF match ReLU at every width?
+            "per_width": {str(w): {"relu": max(t["relu"] for t in table if t["width"] == w),
+                                   "af": max(t["af"] for t in table if t["width"] == w)} for w in widths},
+        }
+        acc["fig8_reuse"]["pass"] = all(v["af"] >= v["relu"] for v in acc["fig8_reuse"]["per_width"].values())
+    return {"profile": info["profile"], "datasets": datasets, "skipped": info["skipped"], "focus": info["focus"],
+            "means": means, "acceptance": acc}
+
+
+# -------------------------------------------------------------------------------- complexity
+def _probability_column(n_classes: int) -> int:
+    return 1 if n_classes == 2 else 0
+
+
+def _slice_points(n: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed + 1000)
+    return rng.choice(n, size=5, replace=False).tolist()
+
+
+@unit_task(task_run_name="views-{dataset}-s{seed}")
+def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: dict) -> dict:
+    """Fig. 7 on one dataset and seed: retrain the selected config of each network family with its
+    trajectory recorded (ReLU, TanH, AF, the best IAF family) and refit the selected XGBoost; return
+    1-D slices (two lines through training points), 2-D slices (the plane through three training
+    points), and for the networks complexity landscapes over the trajectory plane and a random
+    filter-normalised plane around the solution."""
+    from ..complexity import complexity_landscape, random_plane, slice_1d, slice_2d, total_variation, trajectory_plane
+
+    _threads(params)
+    data = _network_data(dataset, seed, params)
+    X = torch.as_tensor(data.X_train, dtype=torch.float32)
+    col = _probability_column(data.n_classes)
+    idx = _slice_points(X.shape[0], seed)
+    land = params["landscape"]
+    R = land["resolution"]
+    functions: dict[str, Any] = {}
+    out: dict[str, Any] = {"dataset": dataset, "seed": seed, "points": idx, "class_column": col, "models": {},
+                           "landscapes": {}}
+    for name, row in selected.items():
+        if name == "xgboost":
+            continue
+        family = row["family"]
+        result = train_config_row(family, row, learned.get(row.get("variant")), data, params, seed, snapshots=True)
+        model = result["model"]
+        model.eval()
+        functions[name] = softmax_function(model)
+        out["models"][name] = {"family": family, "config": _config(row), "test_acc": result["test_acc"], "tv": result["tv"]}
+        solution = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+        trajectory = [t for t in result["trajectory"] if set(t) == set(solution)]
+        views = {}
+        if len(trajectory) >= 2:
+            d1, d2, coords = trajectory_plane(trajectory, solution)
+            a = np.linspace(-0.25, 1.25, R).tolist()
+            span = max(0.25, 1.5 * float(coords[:, 1].abs().max()))
+            b = np.linspace(-span, span, R).tolist()
+            grid = complexity_landscape(model, solution, d1, d2, a, b, X, land["n_paths"], land["n_points"], seed)
+            views["global"] = {"a": a, "b": b, "tv": grid.tolist(), "trajectory": coords.tolist()}
+        r1, r2 = random_plane(solution, seed=seed)
+        a = np.linspace(-1.0, 1.0, R).tolist()
+        grid = complexity_landscape(model, solution, r1, r2, a, a, X, land["n_paths"], land["n_points"], seed)
+        views["local"] = {"a": a, "b": a, "tv": grid.tolist()}
+        out["landscapes"][name] = views
+    if "xgboost" in selected:
+        row, (result, fmap, f) = _fit_baseline(dataset, seed, "xgboost", params)
+        functions["xgboost"] = f
+        out["models"]["xgboost"] = {"family": "xgboost", "config": row["params"], "test_acc": row["test_acc"], "tv": row["tv"]}
+    slices_1d, slices_2d = {}, {}
+    for name, f in functions.items():
+        lines = []
+        for p, q in ((idx[0], idx[1]), (idx[2], idx[3])):
+            t, y = slice_1d(f, X[p], X[q], n_points=200, margin=0.25)
+            lines.append({"t": t.tolist(), "y": y[:, col].tolist()})
+        u, v, z = slice_2d(f, X[idx[0]], X[idx[1]], X[idx[4]], resolution=48, margin=0.25)
+        slices_1d[name] = lines
+        slices_2d[name] = {"u": u.tolist(), "v": v.tolist(), "z": z[..., col].tolist()}
+    out["slices_1d"] = slices_1d
+    out["slices_2d"] = slices_2d
+    out["tv_check"] = {name: total_variation(f, X, n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"],
+                                             seed=seed) for name, f in functions.items()}
+    return out
+
+
+VIEW_MODELS = ("mlp_relu", "mlp_tanh", "mlp_af", "iaf")
+
+
+def view_selection(metrics: dict, runs: list[dict], dataset: str, seed: int) -> dict:
+    """The configs Fig. 7 shows for one seed: the selected ReLU, TanH and AF models, the IAF family
+    with the best mean validation accuracy, and XGBoost."""
+    best = select_per_seed([r for r in runs if r["purpose"] == "search" and r["dataset"] == dataset])
+    out = {}
+    models = metrics.get(dataset, {})
+    iafs = [m for m in IAF if m in models]
+    iaf = max(iafs, key=lambda m: models[m]["val_acc"]) if iafs else None
+    for name, key in (("mlp_relu", "mlp_relu"), ("mlp_tanh", "mlp_tanh"), ("mlp_af", "mlp_af"), ("iaf", iaf),
+                      ("xgboost", "xgboost")):
+        if key is not None and (dataset, key, seed) in best:
+            row = best[(dataset, key, seed)]
+            out[name] = {k: v for k, v in row.items() if k in ("family", "variant", "depth", "width", "alpha", "finetune")}
+    return out
+
+
+@flow(name="tabular-complexity", log_prints=True)
+def complexity_flow(params: dict, datasets_path: str, learned_path: str, runs_path: str, metrics_path: str,
+                    out_path: str) -> dict:
+    """The views of Fig. 7 on the focus dataset (first seed); write ``views.json``."""
+    _threads(params)
+    info = json.loads(Path(datasets_path).read_text())
+    dataset = info["focus"]["fig7"]
+    out: dict[str, Any] = {"dataset": dataset}
+    if dataset is not None:
+        seed = params["seeds"][0]
+        runs = json.loads(Path(runs_path).read_text())["runs"]
+        metrics = json.loads(Path(metrics_path).read_text())
+        learned_all = json.loads(Path(learned_path).read_text())
+        selected = view_selection(metrics, runs, dataset, seed)
+        learned = {v: spec["learned"] for v, spec in learned_all.get(dataset, {}).get(str(seed), {}).items()}
+        with gpu_placement(params["runner"]):
+            out = views_unit.submit(dataset, seed, selected, learned, params).result()
+        rows = [{"model": m, **{k: v[k] for k in ("family", "test_acc", "tv")}} for m, v in out["models"].items()]
+        publish_table(rows, track=TRACK, stage="complexity", description=f"Models of Fig. 7 on {dataset}")
+    atomic_write_text(Path(out_path), json.dumps(out))
+    return {"dataset": dataset}
+
+
+__all__ = [
+    "MODEL_KEYS", "PROFILES", "SCHEMA", "check_names", "complexity_flow", "metalearn_flow", "prepare_flow",
+    "resolve_params", "summarise", "summary_tables", "train_flow",
+]
+
+
+def load_learned(path: str | Path, dataset: str, seed: int, variant: str) -> dict:
+    """The learned activations of one variant (JSON forms) from ``learned.json``; a convenience
+    for notebooks: ``iaf_from_dict(load_learned(p, "electricity", 0, "iaf_relu")["iaf"])``."""
+    index = json.loads(Path(path).read_text())
+    try:
+        return index[dataset][str(seed)][variant]["learned"]
+    except KeyError:
+        raise ValueError(f"{path}: no learned activations for {dataset!r} seed {seed} variant {variant!r}") from None
+
+
