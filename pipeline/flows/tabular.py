@@ -83,7 +83,7 @@ SCHEMA = {
     "meta": {"depth": int, "width": int, "truncation": (int, _NONE), "episodes_per_step": int, "inner_lr": _NUMBER,
              "outer_lr": _NUMBER, "n_knots": int, "interval": list},
     "tv": {"n_paths": int, "n_points": int},
-    "baselines": {"linear_C": list, "knn_k": list, "xgboost_trees": int, "xgboost_early_stopping": int,
+    "baseline_search": {"linear_C": list, "knn_k": list, "xgboost_trees": int, "xgboost_early_stopping": int,
                   "forest_max_trees": int},
     "focus": {"fig7": list, "fig8": list},
     "profiles": {p: _PROFILE for p in PROFILES},
@@ -457,7 +457,7 @@ def baseline_unit(dataset: str, seed: int, model: str, params: dict) -> dict:
 
 
 def _baseline_options(model: str, params: dict) -> dict:
-    b = params["baselines"]
+    b = params["baseline_search"]
     return {
         "linear": {"Cs": b["linear_C"]},
         "knn": {"ks": b["knn_k"]},
