@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup repro test test-all bench clean
+.PHONY: setup repro demo test test-all clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# One local Prefect server for the whole run (each stage would otherwise start its own, ~7 s
+# each); the venv's bin first on PATH so that dvc's `python -m stages...` runs in the venv.
 repro: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pipeline.flows.server run -- dvc repro
+
+demo: setup
 	$(PY) -m stages.demo
 
 test: setup

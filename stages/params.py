@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from pipeline.flows import algorithmic, tabular
+from pipeline.flows.runners import RunnerConfig
 
 PROFILES = ("quick", "paper")
 
@@ -19,8 +20,7 @@ PROFILES = ("quick", "paper")
 # values. Each track's section is described by its flows module (SCHEMA, check_names).
 SCHEMA: dict[str, Any] = {
     "profile": PROFILES,
-    "runner": {"kind": ("threads", "dask", "ray"), "max_workers": int, "address": (str, type(None)),
-               "n_workers": int, "gpus_per_task": int},
+    "runner": lambda value, key: RunnerConfig.from_dict(value),  # its own checks name key and values
     "device": ("cpu", "cuda", "auto"),
     # where datasets come from (pipeline/data/sources.py: source_from_config); values checked when used
     "data": {"source": (str, type(None)), "mirror": (str, type(None)), "openml_cache": (str, type(None)),
@@ -32,7 +32,12 @@ NAME_CHECKS = {"algorithmic": algorithmic.check_names, "tabular": tabular.check_
 
 
 def _check(value: Any, schema: Any, key: str) -> None:
-    if isinstance(schema, dict):
+    if callable(schema) and not isinstance(schema, type):
+        try:
+            schema(value, key)
+        except ValueError as err:
+            raise ValueError(f"params.yaml: {key}: {err}") from None
+    elif isinstance(schema, dict):
         if not isinstance(value, dict):
             raise ValueError(f"params.yaml: {key} must be a mapping with keys {sorted(schema)}, got {value!r}")
         for k in value:

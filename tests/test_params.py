@@ -42,7 +42,7 @@ def test_the_shipped_params_are_valid_and_profiles_resolve(params, tmp_path):
         (lambda p: p["algorithmic"]["meta"].update(init="swish"), ["'swish'", "relu"]),
         (lambda p: p["algorithmic"]["profiles"]["quick"].update(tasks=["add_mod27", "pow_mod7"]), ["'pow_mod7'", "add_mod27"]),
         (lambda p: p["algorithmic"].update(controls=["relu", "swish"]), ["'swish'", "random_spline"]),
-        (lambda p: p["runner"].update(kind="slurm"), ["runner.kind", "'slurm'", "dask"]),
+        (lambda p: p["runner"].update(kind="slurm"), ["runner", "kind", "'slurm'", "dask"]),
         (lambda p: p.update(device="tpu"), ["device", "'tpu'", "cuda"]),
     ],
 )

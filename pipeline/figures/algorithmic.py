@@ -67,3 +67,26 @@ def steps_to_target(rows: Sequence[dict], x: str, xlabel: str, budget: int):
     ax.axhline(budget, color="0.6", lw=0.6, ls=":")
     ax.legend(fontsize=7)
     return fig
+
+
+def transfer_matrix(transfer: dict):
+    """Paper Fig. 14: the transfer scores (rows: tasks; columns: the AF learned on each task, the
+    all-task AF and ReLU), with each column's mean printed under it."""
+    import seaborn as sns
+
+    scores = transfer["scores"]
+    rows = list(scores)
+    columns = [f"af_{t}" for t in rows] + [c for c in ("af_all_tasks", "relu") if any(c in scores[r] for r in rows)]
+    matrix = np.array([[scores[r].get(c, np.nan) for c in columns] for r in rows])
+    size = max(3.2, 0.32 * len(columns) + 1.5)
+    fig, ax = plt.subplots(figsize=(size, 0.8 * size))
+    sns.heatmap(100 * matrix, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=len(columns) <= 8, fmt=".0f",
+                cbar_kws={"label": "score (% of the best on the task)"},
+                xticklabels=[c.removeprefix("af_") for c in columns], yticklabels=rows)
+    ax.set_xlabel("activation (AF learned on ...)")
+    ax.set_ylabel("task trained")
+    means = np.nanmean(100 * matrix, axis=0)
+    for j, value in enumerate(means):
+        ax.text(j + 0.5, len(rows) + 0.35, f"{value:.0f}", ha="center", va="top", fontsize=6)
+    ax.set_title("column means under the matrix", fontsize=7)
+    return fig

@@ -14,7 +14,11 @@ CAPTIONS = {
                          "range the trained model visits (1st-99th percentile); title: dominant frequency and "
                          "share of knots that received meta-gradient.",
     "fig13_steps": "Paper Fig. 13: steps to 95 % test accuracy against the train fraction and the width "
-                   "(ReLU dashed, learned AF solid; hollow markers: never reached within the budget).",
+                   "(ReLU dashed, learned AF solid; hollow markers: never reached within the budget). The AF is "
+                   "the one learned at the profile's train fraction and width, reused unchanged.",
+    "fig14_transfer": "Paper Fig. 14: transfer of learned AFs across tasks (score = fraction of the best "
+                      "convergence speed on the row's task, or of the best accuracy when no activation reaches "
+                      "95 %); column means under the matrix.",
 }
 
 PAPER_NOTES = {
@@ -34,7 +38,10 @@ def algorithmic_section(metrics: dict) -> list[str]:
     lines = ["| task | model | steps to 95 % (median) | per seed | final test acc | final train acc | TV |",
              "|---|---|---|---|---|---|---|"]
     ratios = []
+    transfer = metrics.get("transfer")
     for task, models in metrics.items():
+        if task == "transfer":
+            continue
         order = sorted(models, key=lambda m: (m != "af", m != "relu", m))
         for model in order:
             v = models[model]
@@ -50,6 +57,12 @@ def algorithmic_section(metrics: dict) -> list[str]:
                           f"- {task}: ReLU never reached 95 % within the budget; the learned AF did at {af:g} steps")
             if controls:
                 ratios[-1] += f"; the best non-learned control needs {min(controls) / af:.1f}x."
+    if transfer:
+        ours, paper = transfer["column_mean"], transfer["paper_column_mean"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+        ratios += ["", "Transfer (paper Fig. 14), mean column score in %:", "",
+                   "| column | this run | paper |", "|---|---|---|"]
+        ratios += [f"| {name} | {fmt(ours[name])} | {paper[name]:.1f} |" for name in ("task_specific", "relu", "all_tasks")]
     return lines + [""] + ratios
 
 

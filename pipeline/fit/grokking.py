@@ -4,13 +4,13 @@ train a 1-hidden-layer MLP with a given activation, and describe a learned AF.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..complexity import total_variation
-from ..meta import InnerOptimizer, MetaConfig, meta_learn
+from ..meta import InnerOptimizer, MetaConfig, MetaProblem, meta_learn_problems
 from ..nn import SplineActivation, make_activation, make_mlp
 from .train import TrainConfig, train_model
 
@@ -62,22 +62,21 @@ def _one_hot_mlp(d_in: int, n_classes: int, width: int, activation) -> nn.Module
 
 
 def learn_task_activation(
-    X: Tensor, y: Tensor, n_classes: int, recipe: Recipe, meta: MetaConfig,
+    problems: Sequence[tuple[Tensor, Tensor, int]], recipe: Recipe, meta: MetaConfig,
     init: str = "zeros", n_knots: int = 49, interval: tuple[float, float] = (-4.8, 4.8), seed: int = 0,
     on_step=None,
 ) -> tuple[SplineActivation, list[dict]]:
-    """Algorithm 1 on one task's training pairs (episodes = random T'/V splits of those pairs).
-
-    Several tasks at once (the all-task AF of Sec. 4) are learned by passing the concatenated
-    pairs of tasks with the same operand size, or one shared activation per call in turn.
+    """Algorithm 1 on the training pairs of one or more tasks, episodes being random T'/V splits
+    of one task's pairs. Several tasks share one AF (the all-task AF of paper Sec. 4), each with
+    its own 1-hidden-layer MLP (operand sizes may differ).
 
     **Shape**
 
-    - ``X``: ``(n, 2p)`` one-hot operands; ``y``: ``(n,)`` class ids in ``[0, n_classes)``.
+    - each problem: ``X`` ``(n, 2p)`` one-hot operands, ``y`` ``(n,)`` class ids in ``[0, n_classes)``.
     """
     act = SplineActivation(n_knots, interval, init=init)
-    result = meta_learn(_one_hot_mlp(X.shape[1], n_classes, recipe.width, act), X, y,
-                        config=meta, seed=seed, on_step=on_step)
+    metas = [MetaProblem(_one_hot_mlp(X.shape[1], k, recipe.width, act), X, y) for X, y, k in problems]
+    result = meta_learn_problems(metas, config=meta, seed=seed, on_step=on_step)
     act.values.requires_grad_(False)
     return act, result.history
 

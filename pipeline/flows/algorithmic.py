@@ -28,7 +28,11 @@ from .runners import gpu_placement
 TRACK = "algorithmic"
 
 _NUMBER = (int, float)
-_PROFILE = {"tasks": list, "train_fraction": _NUMBER, "seeds": list, "steps": int}
+_PROFILE = {
+    "tasks": list, "train_fraction": _NUMBER, "seeds": list, "steps": int,
+    "sweep": {"task": str, "fractions": list, "widths": list, "seeds": list, "steps": int},
+    "transfer": {"tasks": list, "seeds": list, "steps": int},
+}
 #: The shape of params.yaml's ``algorithmic`` section (checked by stages.params before any work).
 SCHEMA = {
     "recipe": {"width": int, "lr": _NUMBER, "weight_decay": _NUMBER, "betas": list, "eval_every": int},
@@ -43,7 +47,7 @@ SCHEMA = {
 def check_names(section: dict, where: str) -> None:
     """Reject unknown task and activation names in the ``algorithmic`` section, naming them."""
     for profile, block in section["profiles"].items():
-        for task in block["tasks"]:
+        for task in [*block["tasks"], block["sweep"]["task"], *block["transfer"]["tasks"]]:
             if not is_algorithmic_task(task):
                 raise ValueError(f"{where}.profiles.{profile}.tasks has unknown task {task!r}; "
                                  f"use names like {', '.join(PAPER_TASKS[:3])} (any of {list(PAPER_TASKS)})")
@@ -52,17 +56,14 @@ def check_names(section: dict, where: str) -> None:
             raise ValueError(f"{where}.controls has unknown activation {name!r}; use any of {list(CONTROLS)}")
 
 
-def _recipe(params: dict) -> Recipe:
-    recipe = dict(params["recipe"])
-    recipe["betas"] = tuple(recipe["betas"])
-    return Recipe(**recipe)
+def _recipe(recipe: dict) -> Recipe:
+    return Recipe(**{**recipe, "betas": tuple(recipe["betas"])})
 
 
-def _meta_config(params: dict) -> MetaConfig:
-    meta = params["meta"]
+def _meta_config(meta: dict, recipe: dict) -> MetaConfig:
     return MetaConfig(
         n_max=meta["n_max"], truncation=meta["truncation"], episodes_per_step=meta["episodes_per_step"],
-        inner=_recipe(params).inner_optimizer(), outer_lr=meta["outer_lr"], patience=None,
+        inner=_recipe(recipe).inner_optimizer(), outer_lr=meta["outer_lr"], patience=None,
     )
 
 
@@ -73,97 +74,195 @@ def _task_data(task: str, fraction: float, seed: int) -> SimpleNamespace:
                            X_test=data.X_test, y_test=data.y_test, n_classes=data.n_classes)
 
 
-@unit_task(task_run_name="metalearn-{task}")
-def metalearn_unit(task: str, params: dict, seed: int = 0) -> dict:
-    """Algorithm 1 on a task's training pairs; returns the AF (JSON form), its history and character."""
-    data = _task_data(task, params["train_fraction"], seed)
-    meta = params["meta"]
-    progress = Progress(total=meta["n_max"], desc=f"meta-learn AF on {task}")
+ALL_TASKS = "all_tasks"
+
+
+# Units take only the values they use, so that adding a task or a seed to params.yaml leaves the
+# cache keys of the existing units unchanged (Prefect then reruns only the new units).
+@unit_task(task_run_name="metalearn-{name}")
+def metalearn_unit(name: str, tasks: list[str], fraction: float, meta: dict, recipe: dict, seed: int = 0) -> dict:
+    """Algorithm 1 on the training pairs of one task, or of several at once (one shared AF, each
+    episode drawn from one task: the all-task AF of paper Sec. 4). Returns the AF (JSON form)."""
+    datasets = [_task_data(task, fraction, seed) for task in tasks]
+    progress = Progress(total=meta["n_max"], desc=f"meta-learn AF on {name}")
     with progress:
         act, history = learn_task_activation(
-            torch.as_tensor(data.X_train), torch.as_tensor(data.y_train), data.n_classes, _recipe(params),
-            _meta_config(params), init=meta["init"], n_knots=meta["n_knots"], interval=tuple(meta["interval"]),
-            seed=seed, on_step=lambda row: progress.update(val_loss=row["val_loss"], horizon=row["horizon"]),
+            [(torch.as_tensor(d.X_train), torch.as_tensor(d.y_train), d.n_classes) for d in datasets],
+            _recipe(recipe), _meta_config(meta, recipe), init=meta["init"], n_knots=meta["n_knots"],
+            interval=tuple(meta["interval"]), seed=seed,
+            on_step=lambda row: progress.update(val_loss=row["val_loss"], horizon=row["horizon"]),
         )
     spec = act.to_dict()
-    spec.update(trained_on=task, params={"meta": meta, "recipe": params["recipe"], "train_fraction": params["train_fraction"]})
-    return {"task": task, "activation": spec, "history": history}
+    spec.update(trained_on=name if len(tasks) == 1 else f"{name}: {', '.join(tasks)}",
+                params={"meta": meta, "recipe": recipe, "train_fraction": fraction})
+    return {"name": name, "activation": spec, "history": history}
 
 
-@unit_task(task_run_name="train-{task}-{activation_name}-s{seed}")
-def train_unit(task: str, activation_name: str, activation_spec: dict | None, params: dict, seed: int) -> dict:
-    """One grokking run: a fresh MLP with the named activation (``af``: the learned one)."""
-    data = _task_data(task, params["train_fraction"], seed)
+@unit_task(task_run_name="train-{task}-{activation_name}-f{fraction}-w{width}-s{seed}")
+def train_unit(task: str, activation_name: str, activation_spec: dict | None, recipe: dict, fraction: float,
+               width: int, steps: int, sin_frequency: float, seed: int) -> dict:
+    """One grokking run: a fresh MLP with a control activation, or a learned one (``activation_spec``)."""
+    data = _task_data(task, fraction, seed)
     if activation_spec is not None:
-        activation = SplineActivation.from_dict(activation_spec, source=f"learned AF of {task}")
+        activation = SplineActivation.from_dict(activation_spec, source=f"AF {activation_name}")
         activation.values.requires_grad_(False)
     else:
-        activation = control_activation(activation_name, seed=seed, frequency=params["sin_frequency"])
-    result = grok_run(data, data.n_classes, activation, _recipe(params), params["steps"], seed)
-    return {"task": task, "activation": activation_name, "seed": seed, **result}
+        activation = control_activation(activation_name, seed=seed, frequency=sin_frequency)
+    result = grok_run(data, data.n_classes, activation, _recipe(recipe), steps, seed, width=width)
+    return {"task": task, "activation": activation_name, "seed": seed, "fraction": fraction, "width": width, **result}
+
+
+def af_names(params: dict) -> dict[str, list[str]]:
+    """Every AF the profile needs, by name: one per task (main tasks, sweep task, transfer tasks)
+    and, with a transfer block, the all-task AF."""
+    names = [*params["tasks"], params["sweep"]["task"], *params["transfer"]["tasks"]]
+    needed = {name: [name] for name in dict.fromkeys(names)}
+    if params["transfer"]["tasks"]:
+        needed[ALL_TASKS] = list(params["transfer"]["tasks"])
+    return needed
 
 
 @flow(name="algorithmic-metalearn", log_prints=True)
 def metalearn_flow(params: dict, out_dir: str) -> dict:
-    """Meta-learn one AF per task of the active profile; write ``<out_dir>/<task>.json`` (the AF)
-    and ``<out_dir>/<task>.history.json``."""
+    """Meta-learn every AF of :func:`af_names`; write ``<out_dir>/<name>.json`` (the AF) and
+    ``<out_dir>/<name>.history.json``."""
     out = Path(out_dir)
+    needed = af_names(params)
     with gpu_placement(params["runner"]):
-        futures = [metalearn_unit.submit(task, params) for task in params["tasks"]]
+        futures = [metalearn_unit.submit(name, tasks, params["train_fraction"], params["meta"], params["recipe"])
+                   for name, tasks in needed.items()]
     results = [f.result() for f in futures]
     rows = []
     for r in results:
-        atomic_write_text(out / f"{r['task']}.json", json.dumps(r["activation"], indent=1))
-        atomic_write_text(out / f"{r['task']}.history.json", json.dumps(r["history"]))
+        atomic_write_text(out / f"{r['name']}.json", json.dumps(r["activation"], indent=1))
+        atomic_write_text(out / f"{r['name']}.history.json", json.dumps(r["history"]))
         last = r["history"][-1]
-        rows.append({"task": r["task"], "outer_steps": len(r["history"]), "val_loss": last["val_loss"],
+        rows.append({"af": r["name"], "outer_steps": len(r["history"]), "val_loss": last["val_loss"],
                      "val_acc": last["val_acc"], "knots_visited": last["knots_visited_total"]})
     publish_table(rows, track=TRACK, stage="metalearn", description="Meta-learning runs (Algorithm 1)")
-    return {"tasks": [r["task"] for r in results]}
+    return {"afs": list(needed)}
+
+
+def planned_runs(params: dict) -> list[dict]:
+    """Every training run of the profile: the grokking comparison (tasks x [af, controls] x seeds),
+    the sweeps over train fraction and width (ReLU and the sweep task's AF), and the transfer
+    matrix (transfer tasks x [each task's AF, the all-task AF, ReLU])."""
+    recipe, fraction, width = params["recipe"], params["train_fraction"], params["recipe"]["width"]
+    runs = []
+    for task in params["tasks"]:
+        for name in ["af", *params["controls"]]:
+            for seed in params["seeds"]:
+                runs.append(dict(group="main", task=task, activation_name=name, af=task if name == "af" else None,
+                                 fraction=fraction, width=width, steps=params["steps"], seed=seed))
+    sweep = params["sweep"]
+    for axis, values in (("fraction", sweep["fractions"]), ("width", sweep["widths"])):
+        for value in values:
+            for name in ("relu", "af"):
+                for seed in sweep["seeds"]:
+                    runs.append(dict(group=f"sweep_{axis}", task=sweep["task"], activation_name=name,
+                                     af=sweep["task"] if name == "af" else None,
+                                     fraction=value if axis == "fraction" else fraction,
+                                     width=value if axis == "width" else width, steps=sweep["steps"], seed=seed))
+    transfer = params["transfer"]
+    columns = [*transfer["tasks"], ALL_TASKS] if transfer["tasks"] else []
+    for row in transfer["tasks"]:
+        for column in [*columns, "relu"]:
+            for seed in transfer["seeds"]:
+                runs.append(dict(group="transfer", task=row, activation_name=column if column == "relu" else f"af_{column}",
+                                 af=None if column == "relu" else column, fraction=fraction, width=width,
+                                 steps=transfer["steps"], seed=seed))
+    return runs
 
 
 @flow(name="algorithmic-train", log_prints=True)
 def train_flow(params: dict, af_dir: str, runs_path: str, metrics_path: str) -> dict:
-    """Train ReLU, the learned AF and the controls on every task and seed; write all runs and the
-    metrics of the output contract (``steps_to_95`` per task and model: median over seeds)."""
-    names = ["af", *params["controls"]]
-    units = [(task, name, seed) for task in params["tasks"] for name in names for seed in params["seeds"]]
-    specs = {task: json.loads((Path(af_dir) / f"{task}.json").read_text()) for task in params["tasks"]}
-    progress = Progress(total=len(units), desc="algorithmic training runs")
+    """Run :func:`planned_runs`; write all runs and the metrics of the output contract
+    (``steps_to_95`` per task and model: median over seeds; ``transfer``: the score matrix)."""
+    plan = planned_runs(params)
+    specs = {name: json.loads((Path(af_dir) / f"{name}.json").read_text()) for name in af_names(params)}
+    progress = Progress(total=len(plan), desc="algorithmic training runs")
     with progress, gpu_placement(params["runner"]):
-        futures = [train_unit.submit(t, n, specs[t] if n == "af" else None, params, s) for t, n, s in units]
+        futures = [
+            train_unit.submit(r["task"], r["activation_name"], specs[r["af"]] if r["af"] else None, params["recipe"],
+                              r["fraction"], r["width"], r["steps"], params["sin_frequency"], r["seed"])
+            for r in plan
+        ]
         runs = []
-        for future in futures:
-            runs.append(future.result())
+        for r, future in zip(plan, futures):
+            runs.append({"group": r["group"], **future.result()})
             progress.update()
     atomic_write_text(Path(runs_path), json.dumps(runs))
-    metrics = summarise(runs)
+    metrics = summarise([r for r in runs if r["group"] == "main"])
+    transfer_runs = [r for r in runs if r["group"] == "transfer"]
+    if transfer_runs:
+        metrics["transfer"] = transfer_scores(transfer_runs)
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
-    table = [{"task": t, "model": m, **v} for t, models in metrics.items() for m, v in models.items()]
+    table = [{"task": t, "model": m, **{k: v for k, v in values.items() if not isinstance(v, (list, dict))}}
+             for t, models in metrics.items() if t != "transfer" for m, values in models.items()]
     publish_table(table, track=TRACK, stage="train", description="Steps to 95 % test accuracy and final accuracy")
     publish_markdown(markdown_table(table), track=TRACK, stage="train")
     return metrics
 
 
+def _median_steps(rs: list[dict]) -> float | None:
+    """Median steps to 95 % over seeds; a seed that never got there counts as the budget + 1, and
+    the median is ``None`` (never) when it lands there."""
+    budget = max(r["curve"][-1]["step"] for r in rs) + 1
+    median = statistics.median(r["steps_to_95"] if r["steps_to_95"] is not None else budget for r in rs)
+    return None if median >= budget else median
+
+
 def summarise(runs: list[dict]) -> dict:
     """Per task and model: test accuracy mean/std, TV, median ``steps_to_95`` (``None`` when a
     majority of seeds never reached it), final train accuracy, seeds."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for run in runs:
-        groups.setdefault((run["task"], run["activation"]), []).append(run)
     out: dict[str, dict] = {}
-    for (task, model), rs in sorted(groups.items()):
+    for (task, model), rs in sorted(_group(runs).items()):
         accs = [r["final_test_acc"] for r in rs]
-        budget = max(r["curve"][-1]["step"] for r in rs) + 1
-        steps = sorted(r["steps_to_95"] if r["steps_to_95"] is not None else budget for r in rs)
-        median = statistics.median(steps)
         out.setdefault(task, {})[model] = {
             "test_acc": statistics.fmean(accs),
             "test_acc_std": statistics.pstdev(accs),
             "n_seeds": len(rs),
             "tv": statistics.fmean(r["tv"] for r in rs),
-            "steps_to_95": None if median >= budget else median,
+            "steps_to_95": _median_steps(rs),
             "steps_to_95_per_seed": [r["steps_to_95"] for r in rs],
             "final_train_acc": statistics.fmean(r["final_train_acc"] for r in rs),
         }
     return out
+
+
+def transfer_scores(runs: list[dict]) -> dict:
+    """The transfer matrix of paper Fig. 14. Score of column c on row task t: the fraction of the
+    best convergence speed on t, ``min_c' steps(t, c') / steps(t, c)``, when some column reached
+    95 % test accuracy on t (a column that did not scores 0); otherwise the fraction of the best
+    final test accuracy. Column means are the paper's summary (54.0 task-specific, 19.9 ReLU,
+    61.5 all-task, in %)."""
+    cells: dict[str, dict[str, dict]] = {}
+    for (task, column), rs in _group(runs).items():
+        cells.setdefault(task, {})[column] = {"steps": _median_steps(rs),
+                                              "acc": statistics.fmean(r["final_test_acc"] for r in rs)}
+    scores: dict[str, dict[str, float]] = {}
+    for task, row in cells.items():
+        reached = [c["steps"] for c in row.values() if c["steps"] is not None]
+        best_acc = max(c["acc"] for c in row.values()) or 1.0
+        scores[task] = {
+            column: (min(reached) / c["steps"] if c["steps"] is not None else 0.0) if reached else c["acc"] / best_acc
+            for column, c in row.items()
+        }
+    def mean(values):
+        return 100 * statistics.fmean(values) if values else None
+    return {
+        "scores": scores,
+        "column_mean": {
+            "task_specific": mean([row[f"af_{task}"] for task, row in scores.items() if f"af_{task}" in row]),
+            "relu": mean([row["relu"] for row in scores.values() if "relu" in row]),
+            "all_tasks": mean([row[f"af_{ALL_TASKS}"] for row in scores.values() if f"af_{ALL_TASKS}" in row]),
+        },
+        "paper_column_mean": {"task_specific": 54.0, "relu": 19.9, "all_tasks": 61.5},
+    }
+
+
+def _group(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["task"], run["activation"]), []).append(run)
+    return groups

@@ -2,9 +2,11 @@
 
 from .algorithm import (
     MetaConfig,
+    MetaProblem,
     MetaResult,
     fresh_weights,
     meta_learn,
+    meta_learn_problems,
     meta_modules_of,
     unrolled_validation_loss,
 )
@@ -14,9 +16,11 @@ __all__ = [
     "INNER_OPTIMIZERS",
     "InnerOptimizer",
     "MetaConfig",
+    "MetaProblem",
     "MetaResult",
     "fresh_weights",
     "meta_learn",
+    "meta_learn_problems",
     "meta_modules_of",
     "unrolled_validation_loss",
 ]

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -115,6 +115,36 @@ class MetaResult:
         if len(self.activations) != 1:
             raise ValueError(f"{len(self.activations)} learned modules: use .activations {list(self.activations)}")
         return next(iter(self.activations.values()))
+
+
+@dataclass
+class MetaProblem:
+    """One source of episodes: a template model holding the shared learnable activations, its
+    training data, an optional validation set for V, and the task type.
+
+    **Shape**
+
+    - ``X``: ``(n, d)``; ``y``: ``(n,)``; ``X_val``: ``(m, d)``; ``y_val``: ``(m,)``.
+    """
+
+    model: nn.Module
+    X: Tensor
+    y: Tensor
+    X_val: Tensor | None = None
+    y_val: Tensor | None = None
+    task: str = "classification"
+
+    def __post_init__(self):
+        check_task(self.task)
+        self.X, self.y = torch.as_tensor(self.X), torch.as_tensor(self.y)
+        if self.X.dim() != 2 or self.y.shape != (self.X.shape[0],):
+            raise ValueError(f"X must be (n, d) and y (n,), got {tuple(self.X.shape)} and {tuple(self.y.shape)}")
+        if (self.X_val is None) != (self.y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        if self.X_val is None and self.X.shape[0] < 4:
+            raise ValueError(f"need at least 4 training rows to split episodes into T' and V, got {self.X.shape[0]}")
+        if self.X_val is not None:
+            self.X_val, self.y_val = torch.as_tensor(self.X_val), torch.as_tensor(self.y_val)
 
 
 def meta_modules_of(model: nn.Module) -> dict[str, nn.Module]:
@@ -237,51 +267,72 @@ def meta_learn(
         >>> len(result.history), type(result.activation).__name__
         (3, 'SplineActivation')
     """
-    check_task(task)
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-    if X.dim() != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X must be (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
-    if (X_val is None) != (y_val is None):
-        raise ValueError("give both X_val and y_val, or neither")
-    if X_val is None and X.shape[0] < 4:
-        raise ValueError(f"need at least 4 training rows to split episodes into T' and V, got {X.shape[0]}")
+    problem = MetaProblem(model, X, y, X_val, y_val, task)
     meta = meta_modules if meta_modules is not None else meta_modules_of(model)
+    return meta_learn_problems([problem], config, seed, meta, on_step)
+
+
+def meta_learn_problems(
+    problems: Sequence[MetaProblem],
+    config: MetaConfig = MetaConfig(),
+    seed: int = 0,
+    meta_modules: dict[str, nn.Module] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> MetaResult:
+    """Algorithm 1 over several problems that share their learnable activations (the same module
+    instances inside every problem's model), e.g. one AF for all algorithmic tasks at once
+    (paper Sec. 4). Each episode draws its problem at random; a single problem is
+    :func:`meta_learn`.
+    """
+    if not problems:
+        raise ValueError("meta_learn_problems needs at least one MetaProblem")
+    meta = meta_modules if meta_modules is not None else meta_modules_of(problems[0].model)
     if not meta:
         raise ValueError("the model has no SplineActivation or InputActivations to meta-learn")
-    _, psi = _split_parameters(model, meta)
-    outer = torch.optim.Adam(psi.values(), lr=config.outer_lr)
+    shared = [p for m in meta.values() for p in m.parameters()]
+    shared_ids = {id(p) for p in shared}
+    named_psi = []  # per problem: the shared parameters under that model's names
+    for problem in problems:
+        names = {n: p for n, p in problem.model.named_parameters() if id(p) in shared_ids}
+        if {id(p) for p in names.values()} != shared_ids:
+            raise ValueError("every problem's model must contain the same learnable activation modules")
+        named_psi.append(names)
+    outer = torch.optim.Adam(shared, lr=config.outer_lr)
     gen = torch.Generator().manual_seed(seed)
-    best = {"loss": math.inf, "step": 0, "values": {k: v.detach().clone() for k, v in psi.items()}}
-    visited_total = {k: torch.zeros_like(v, dtype=torch.bool) for k, v in psi.items()}
+    best = {"loss": math.inf, "step": 0, "values": [p.detach().clone() for p in shared]}
+    visited_total = [torch.zeros_like(p, dtype=torch.bool) for p in shared]
     smooth, since_best, history, stopped = None, 0, [], False
 
     for step in range(1, config.n_max + 1):
         started = time.perf_counter()
         horizon = step
-        evaluated = {k: v.detach().clone() for k, v in psi.items()}  # the values this step's V loss measures
+        evaluated = [p.detach().clone() for p in shared]  # the values this step's V loss measures
         outer.zero_grad(set_to_none=True)
         losses, accs = [], []
-        for episode in range(config.episodes_per_step):
-            train_idx, val_idx = _episode_rows(X.shape[0], None if X_val is None else X_val.shape[0], config, gen)
-            Xv, yv = (X, y) if X_val is None else (X_val, y_val)
-            batches = _inner_batches(X[train_idx], y[train_idx], horizon, config.inner_batch_size, gen)
-            theta0 = fresh_weights(model, meta, seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        for _ in range(config.episodes_per_step):
+            which = int(torch.randint(len(problems), (1,), generator=gen)) if len(problems) > 1 else 0
+            pr = problems[which]
+            train_idx, val_idx = _episode_rows(pr.X.shape[0], None if pr.X_val is None else pr.X_val.shape[0], config, gen)
+            Xv, yv = (pr.X, pr.y) if pr.X_val is None else (pr.X_val, pr.y_val)
+            batches = _inner_batches(pr.X[train_idx], pr.y[train_idx], horizon, config.inner_batch_size, gen)
+            theta0 = fresh_weights(pr.model, meta_modules_of(pr.model), seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
             loss, acc = unrolled_validation_loss(
-                model, psi, theta0, batches, Xv[val_idx], yv[val_idx], task, config.inner, config.truncation
+                pr.model, named_psi[which], theta0, batches, Xv[val_idx], yv[val_idx], pr.task, config.inner,
+                config.truncation,
             )
             (loss / config.episodes_per_step).backward()
             losses.append(loss.item())
             accs.append(acc.item())
-        grads = [p.grad for p in psi.values() if p.grad is not None]
+        grads = [p.grad for p in shared if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads else 0.0
         skipped = not math.isfinite(grad_norm) or not all(math.isfinite(v) for v in losses)
-        visited = {k: (p.grad != 0) if p.grad is not None else torch.zeros_like(p, dtype=torch.bool) for k, p in psi.items()}
+        visited = [(p.grad != 0) if p.grad is not None else torch.zeros_like(p, dtype=torch.bool) for p in shared]
         if not skipped:
             if config.max_meta_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(list(psi.values()), config.max_meta_grad_norm)
+                torch.nn.utils.clip_grad_norm_(shared, config.max_meta_grad_norm)
             outer.step()
-            for k in visited_total:
-                visited_total[k] |= visited[k]
+            for total, now in zip(visited_total, visited):
+                total |= now
         val_loss = sum(losses) / len(losses)
         if math.isfinite(val_loss):
             smooth = val_loss if smooth is None else config.smoothing * smooth + (1 - config.smoothing) * val_loss
@@ -316,14 +367,14 @@ def meta_learn(
             break
 
     with torch.no_grad():
-        for k, p in psi.items():
-            p.copy_(best["values"][k])
+        for p, value in zip(shared, best["values"]):
+            p.copy_(value)
     return MetaResult(activations=dict(meta), history=history, best_step=best["step"], stopped_early=stopped)
 
 
-def _share(masks: dict[str, Tensor]) -> float:
-    total = sum(m.numel() for m in masks.values())
-    return float(sum(m.sum().item() for m in masks.values()) / total) if total else 0.0
+def _share(masks: list[Tensor]) -> float:
+    total = sum(m.numel() for m in masks)
+    return float(sum(m.sum().item() for m in masks) / total) if total else 0.0
 
 
 def _episode_rows(n_train: int, n_val: int | None, config: MetaConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
