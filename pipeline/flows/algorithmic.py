@@ -100,14 +100,14 @@ def metalearn_unit(name: str, tasks: list[str], fraction: float, meta: dict, rec
 
 @unit_task(task_run_name="train-{task}-{activation_name}-f{fraction}-w{width}-s{seed}")
 def train_unit(task: str, activation_name: str, activation_spec: dict | None, recipe: dict, fraction: float,
-               width: int, steps: int, sin_frequency: float, seed: int) -> dict:
+               width: int, steps: int, sin_frequency: float | None, seed: int) -> dict:
     """One grokking run: a fresh MLP with a control activation, or a learned one (``activation_spec``)."""
     data = _task_data(task, fraction, seed)
     if activation_spec is not None:
         activation = SplineActivation.from_dict(activation_spec, source=f"AF {activation_name}")
         activation.values.requires_grad_(False)
     else:
-        activation = control_activation(activation_name, seed=seed, frequency=sin_frequency)
+        activation = control_activation(activation_name, seed=seed, frequency=sin_frequency or 4.0)
     result = grok_run(data, data.n_classes, activation, _recipe(recipe), steps, seed, width=width)
     return {"task": task, "activation": activation_name, "seed": seed, "fraction": fraction, "width": width, **result}
 
@@ -184,7 +184,8 @@ def train_flow(params: dict, af_dir: str, runs_path: str, metrics_path: str) -> 
     with progress, gpu_placement(params["runner"]):
         futures = [
             train_unit.submit(r["task"], r["activation_name"], specs[r["af"]] if r["af"] else None, params["recipe"],
-                              r["fraction"], r["width"], r["steps"], params["sin_frequency"], r["seed"])
+                              r["fraction"], r["width"], r["steps"],
+                              params["sin_frequency"] if r["activation_name"] == "sin" else None, r["seed"])
             for r in plan
         ]
         runs = []
