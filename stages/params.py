@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.flows import algorithmic, tabular
+from pipeline.flows import algorithmic, images, shortcut, tabular
 from pipeline.flows.runners import RunnerConfig
 
 PROFILES = ("quick", "paper")
@@ -27,8 +27,11 @@ SCHEMA: dict[str, Any] = {
              "files": (dict, type(None))},
     "algorithmic": algorithmic.SCHEMA,
     "tabular": tabular.SCHEMA,
+    "images": images.SCHEMA,
+    "shortcut": shortcut.SCHEMA,
 }
-NAME_CHECKS = {"algorithmic": algorithmic.check_names, "tabular": tabular.check_names}
+NAME_CHECKS = {"algorithmic": algorithmic.check_names, "tabular": tabular.check_names,
+               "images": images.check_names, "shortcut": shortcut.check_names}
 
 
 def _check(value: Any, schema: Any, key: str) -> None:

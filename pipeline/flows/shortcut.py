@@ -1,0 +1,250 @@
+"""Prefect flows of the shortcut-learning track (paper Sec. 3.4, Fig. 9).
+
+Data: MNIST/CIFAR collages (:mod:`pipeline.data.collages`): a simple tile (MNIST 0 vs 1) on top of
+a complex one (CIFAR-10 automobile vs truck). In the training set both tiles agree with the label
+(ambiguous); each unambiguous set keeps one tile predictive and randomises the other. Without a
+source holding MNIST and CIFAR-10, the collages are built from bundled data (digits 0/1 as the
+simple tile, noisy digits 3/8 as the harder one); every result says which (``data``).
+
+Models (the output contract's keys): ``relu``; ``af_mnist`` and ``af_cifar``, MLPs whose AF was
+meta-learned by Algorithm 1 on the ambiguous training set with V = the MNIST-predictive or the
+CIFAR-predictive validation set; and the upper bounds ``relu_upper_bound_mnist`` /
+``relu_upper_bound_cifar``, ReLU MLPs trained on unambiguous collages (the training collages with
+the other tile shuffled across rows, so that it carries no label information).
+
+Each training run holds out ``held_out`` of its training collages (same distribution) for model
+selection, trains for the whole budget, keeps the checkpoint of best held-out accuracy, and
+records the accuracy on both unambiguous test sets along the whole trajectory (paper Fig. 9,
+right). Entries carry ``test_acc_mnist`` and ``test_acc_cifar`` instead of ``test_acc``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from prefect import flow
+
+from ..complexity import total_variation
+from ..data import PreparedData, prepare_dataset, split_tiles
+from ..data.collages import DATA_CHOICES
+from ..fit import evaluate_model, train_model
+from ..nn import INITS, SplineActivation
+from .artifacts import markdown_table, publish_markdown, publish_table
+from .caching import atomic_write_text, unit_task
+from .images import DATA_SOURCES, activation_from_specs, data_source, image_mlp, learn_image_activation, train_config
+from .progress import Progress
+from .runners import gpu_placement, limit_torch_threads
+
+TRACK = "shortcut"
+#: Learned AFs and the unambiguous validation set each one is meta-learned on.
+LEARNED = {"af_mnist": "val_simple", "af_cifar": "val_complex"}
+UPPER_BOUNDS = {"relu_upper_bound_mnist": "simple", "relu_upper_bound_cifar": "complex"}
+MODELS = ("relu", *LEARNED, *UPPER_BOUNDS)
+
+_NUMBER = (int, float)
+_OPT_INT = (int, type(None))
+_PROFILE = {"collage_data": DATA_CHOICES, "data_source": DATA_SOURCES, "n_train": int, "n_val": int,
+            "n_test": int, "seeds": list, "models": list, "n_max": int, "steps": int}
+#: The shape of params.yaml's ``shortcut`` section (checked by stages.params before any work).
+SCHEMA = {
+    "model": {"depth": int, "width": int},
+    "train": {"batch_size": _OPT_INT, "lr": _NUMBER, "weight_decay": _NUMBER, "eval_every": int,
+              "held_out": _NUMBER},
+    "meta": {"truncation": _OPT_INT, "episodes_per_step": int, "inner_lr": _NUMBER,
+             "inner_batch_size": _OPT_INT, "episode_size": _OPT_INT, "outer_lr": _NUMBER, "init": INITS,
+             "n_knots": int, "interval": list},
+    "tv": {"n_paths": int, "n_points": int},
+    "profiles": {"quick": _PROFILE, "paper": _PROFILE},
+}
+
+
+def check_names(section: dict, where: str) -> None:
+    """Reject unknown model names, empty seed lists and a bad held-out fraction, naming them."""
+    for profile, block in section["profiles"].items():
+        for name in block["models"]:
+            if name not in MODELS:
+                raise ValueError(f"{where}.profiles.{profile}.models has unknown model {name!r}; use any of {list(MODELS)}")
+        if not block["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in block["seeds"]):
+            raise ValueError(f"{where}.profiles.{profile}.seeds must be a non-empty list of non-negative ints, "
+                             f"got {block['seeds']!r}")
+    if not 0 < section["train"]["held_out"] < 1:
+        raise ValueError(f"{where}.train.held_out must lie in (0, 1), got {section['train']['held_out']!r}")
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def load_collages(params: dict, data_cfg: dict | None, seed: int) -> PreparedData:
+    """The five collage sets for ``seed`` (cached on disk by ``prepare_dataset``): from the
+    configured source when it holds MNIST and CIFAR-10 (``collage_data: auto``/``mirror``), else
+    the bundled fallback (``auto``/``bundled``)."""
+    source = data_source(data_cfg, params["data_source"]) if params["collage_data"] != "bundled" else None
+    return prepare_dataset("collages", source=source, seed=seed, n_train=params["n_train"], n_val=params["n_val"],
+                           n_test=params["n_test"], data=params["collage_data"])
+
+
+def collage_key(data: PreparedData) -> str:
+    """The metrics' dataset key: ``collages/mnist_cifar`` or ``collages/bundled_digits``."""
+    return f"collages/{data.provenance['data']}"
+
+
+def shuffle_tile(X: np.ndarray, tile: str, tile_size: int, seed: int) -> np.ndarray:
+    """Collages whose ``tile`` (``simple``: top, ``complex``: bottom) is permuted across rows, so
+    that only the other tile predicts the label. **Shape**: ``(n, 2*s*s)`` -> same."""
+    top, bottom = split_tiles(X, tile_size)
+    perm = np.random.default_rng(seed).permutation(len(X))
+    top, bottom = (top[perm], bottom) if tile == "simple" else (top, bottom[perm])
+    return np.ascontiguousarray(np.concatenate([top, bottom], axis=1))
+
+
+def training_view(data: PreparedData, model: str, held_out: float, seed: int) -> SimpleNamespace:
+    """Train / held-out validation (same distribution) / test (MNIST-predictive) for one model:
+    the ambiguous collages, or for an upper bound, unambiguous ones keeping only its tile."""
+    X, y = data.splits["train"]
+    if model in UPPER_BOUNDS:
+        other = "complex" if UPPER_BOUNDS[model] == "simple" else "simple"
+        X = shuffle_tile(X, other, data.meta["tile_size"], seed)
+    cut = len(X) - max(1, int(round(held_out * len(X))))
+    Xs, ys = data.splits["test_simple"]
+    return SimpleNamespace(X_train=X[:cut], y_train=y[:cut], X_val=X[cut:], y_val=y[cut:], X_test=Xs, y_test=ys)
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+@unit_task(task_run_name="metalearn-shortcut-{model}")
+def metalearn_unit(model: str, params: dict, data_cfg: dict | None, seed: int = 0) -> dict:
+    """Algorithm 1 on the ambiguous training collages with V = the unambiguous validation set of
+    ``model`` (``af_mnist``: MNIST-predictive, ``af_cifar``: CIFAR-predictive)."""
+    data = load_collages(params, data_cfg, seed)
+    X, y = (torch.as_tensor(a) for a in data.splits["train"])
+    Xv, yv = (torch.as_tensor(a) for a in data.splits[LEARNED[model]])
+    progress = Progress(total=params["meta"]["n_max"], desc=f"meta-learn {model} on collages")
+    with progress:
+        acts, history = learn_image_activation(
+            X, y, "classification", 2, params["meta"]["init"], False, params, seed=seed, X_val=Xv, y_val=yv,
+            on_step=lambda row: progress.update(val_loss=row["val_loss"], val_acc=row["val_acc"]))
+    spec = acts[0].to_dict()
+    spec.update(trained_on=f"{collage_key(data)} (V = {LEARNED[model]})",
+                params={"meta": params["meta"], "model": params["model"], "data": data.provenance})
+    return {"model": model, "spec": spec, "history": history, "data": data.provenance["data"]}
+
+
+@unit_task(task_run_name="train-shortcut-{model}-s{seed}")
+def train_unit(model: str, spec: dict | None, seed: int, params: dict, data_cfg: dict | None) -> dict:
+    """One MLP on collages: final accuracy on both unambiguous test sets (checkpoint of best
+    held-out accuracy), the trajectory of both along training, and TV."""
+    started = time.perf_counter()
+    data = load_collages(params, data_cfg, seed)
+    view = training_view(data, model, params["train"]["held_out"], seed)
+    torch.manual_seed(seed)
+    activation = activation_from_specs("relu" if spec is None else model, None if spec is None else [spec])
+    net = image_mlp(view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation)
+    Xc, yc = (torch.as_tensor(a) for a in data.splits["test_complex"])
+
+    def also_cifar(row: dict) -> None:  # the curve's test_acc is the MNIST-predictive set
+        row["test_acc_cifar"] = evaluate_model(net, Xc, yc, "classification")[1]
+
+    cfg = train_config(params["train"], params["train"]["lr"], patience=None)
+    result = train_model(net, view, "classification", cfg, seed, on_eval=also_cifar)
+    curve = [{"step": r["step"], "train_acc": r["train_acc"], "val_acc": r["val_acc"], "test_acc_mnist": r["test_acc"],
+              "test_acc_cifar": r["test_acc_cifar"]} for r in result.curve]
+    tv = total_variation(result.model, torch.as_tensor(view.X_train), n_paths=params["tv"]["n_paths"],
+                         n_points=params["tv"]["n_points"], seed=seed)
+    return {"model": model, "seed": seed, "data": data.provenance["data"], "dataset": collage_key(data),
+            "test_acc_mnist": result.metrics["test_acc"],
+            "test_acc_cifar": evaluate_model(result.model, Xc, yc, "classification")[1],
+            "val_acc": result.metrics["val_acc"], "train_acc": result.metrics["train_acc"], "best_step": result.best_step,
+            "tv": tv, "curve": curve, "seconds": time.perf_counter() - started}
+
+
+def unit_params(params: dict) -> dict:
+    """What the units read, with the profile's budgets in place (``meta.n_max``, ``train.steps``)
+    and the template width of Algorithm 1 = the model's width."""
+    keys = ("model", "tv", "collage_data", "data_source", "n_train", "n_val", "n_test")
+    return {**{k: params[k] for k in keys},
+            "meta": {**params["meta"], "n_max": params["n_max"], "width": params["model"]["width"]},
+            "train": {**params["train"], "steps": params["steps"]}}
+
+
+# --- flows -----------------------------------------------------------------------------------
+
+
+@flow(name="shortcut-metalearn", log_prints=True)
+def metalearn_flow(params: dict, data_cfg: dict | None, out_dir: str) -> dict:
+    """Meta-learn AF-mnist and AF-cifar (those the profile's ``models`` name); write
+    ``<out_dir>/<model>.json``, ``<model>.history.json`` and ``data.json`` (the collages' provenance)."""
+    limit_torch_threads(params["runner"])
+    out = Path(out_dir)
+    up = unit_params(params)
+    data = load_collages(up, data_cfg, seed=0)
+    print(f"shortcut: collages from {data.provenance['data']} ({data.provenance.get('location')})")
+    learned = [m for m in params["models"] if m in LEARNED]
+    with gpu_placement(params["runner"]):
+        futures = [metalearn_unit.submit(m, up, data_cfg) for m in learned]
+    results = [f.result() for f in futures]
+    rows = []
+    for r in results:
+        atomic_write_text(out / f"{r['model']}.json", json.dumps(r["spec"], indent=1))
+        atomic_write_text(out / f"{r['model']}.history.json", json.dumps(r["history"]))
+        last = r["history"][-1]
+        rows.append({"model": r["model"], "outer_steps": len(r["history"]), "val_loss": last["val_loss"],
+                     "val_acc": last["val_acc"], "knots_visited": last["knots_visited_total"]})
+    atomic_write_text(out / "data.json", json.dumps({"key": collage_key(data), "provenance": data.provenance,
+                                                     "rows": data.rows, "tile_size": data.meta["tile_size"]},
+                                                    indent=1, default=str))
+    publish_table(rows or [{"note": "no learned activations"}], track=TRACK, stage="metalearn",
+                  description="Meta-learning runs (Algorithm 1, V = an unambiguous collage set)")
+    return {"models": learned, "data": data.provenance["data"]}
+
+
+@flow(name="shortcut-train", log_prints=True)
+def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str, metrics_path: str,
+               summary_path: str) -> dict:
+    """Train every model of the profile on every seed; write all runs (with trajectories), the
+    metrics of the output contract and a summary (the collages' provenance)."""
+    limit_torch_threads(params["runner"])
+    up = unit_params(params)
+    specs = {m: json.loads((Path(af_dir) / f"{m}.json").read_text()) if m in LEARNED else None for m in params["models"]}
+    units = [(m, s) for m in params["models"] for s in params["seeds"]]
+    progress = Progress(total=len(units), desc="shortcut: training runs")
+    with progress, gpu_placement(params["runner"]):
+        futures = [train_unit.submit(m, specs[m], s, up, data_cfg) for m, s in units]
+        runs = []
+        for future in futures:
+            runs.append(future.result())
+            progress.update()
+    atomic_write_text(Path(runs_path), json.dumps(runs))
+    metrics = summarise(runs)
+    data = json.loads((Path(af_dir) / "data.json").read_text())
+    summary = {"data": data, "profile": params["profile"],
+               "chance": 0.5, "note": "binary collages: chance is 50 % on either unambiguous test set"}
+    atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
+    atomic_write_text(Path(summary_path), json.dumps(summary, indent=1, sort_keys=True, default=str))
+    table = [{"dataset": d, "model": m, **e} for d, models in metrics.items() for m, e in models.items()]
+    publish_table(table, track=TRACK, stage="train", description="Accuracy on the MNIST- and CIFAR-predictive test sets")
+    publish_markdown(markdown_table(table), track=TRACK, stage="train")
+    return metrics
+
+
+def summarise(runs: list[dict]) -> dict:
+    """``{"collages/<data>": {model: {"test_acc_mnist", "test_acc_mnist_std", "test_acc_cifar",
+    "test_acc_cifar_std", "n_seeds", "tv", "best_step"}}}`` (means over seeds, population std)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+    out: dict[str, dict] = {}
+    for (dataset, model), rs in sorted(groups.items()):
+        entry = {"n_seeds": len(rs), "tv": statistics.fmean(r["tv"] for r in rs),
+                 "best_step": statistics.fmean(r["best_step"] for r in rs)}
+        for k in ("test_acc_mnist", "test_acc_cifar"):
+            entry[k] = statistics.fmean(r[k] for r in rs)
+            entry[f"{k}_std"] = statistics.pstdev(r[k] for r in rs)
+        out.setdefault(dataset, {})[model] = entry
+    return out
