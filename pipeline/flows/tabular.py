@@ -192,33 +192,40 @@ def source_for(name: str, data: dict):
     return source_from_config({k: data[k] for k in ("source", "mirror", "openml_cache")})
 
 
-def load_split(name: str, seed: int, params: dict, features: str):
-    """The prepared split of one dataset and seed (``features``: ``network`` or ``tree``), read
-    from the prepared-data cache after the first time."""
-    protocol = params["protocol"]
+def load_split(name: str, seed: int, data: dict, features: str):
+    """The prepared split of one dataset and seed (``features``: ``network`` or ``tree``; ``data``:
+    :func:`data_context`), read from the prepared-data cache after the first time."""
+    protocol = data["protocol"]
     return prepare_dataset(
-        name, source=source_for(name, params["data"]), seed=seed, features=features,
-        max_train=params["max_train"], max_eval=params["max_eval"],
+        name, source=source_for(name, data["data"]), seed=seed, features=features,
+        max_train=data["max_train"], max_eval=data["max_eval"],
         train_fraction=protocol["train_fraction"], val_fraction=protocol["val_fraction"],
     )
 
 
-def _data_params(params: dict) -> dict:
-    """The keys the data units depend on (a smaller cache key than the whole params)."""
-    return {k: params[k] for k in ("data", "protocol", "max_train", "max_eval")}
+# Units take only the values they use (these contexts), so that adding a dataset, a seed or a model
+# to params.yaml leaves the cache keys of the existing units unchanged: Prefect reruns only new units.
+def data_context(params: dict) -> dict:
+    """Where the data comes from and how it is split, and the unit's torch threads."""
+    return {k: params[k] for k in ("data", "protocol", "max_train", "max_eval", "torch_threads")}
 
 
-def _threads(params: dict) -> None:
-    torch.set_num_threads(max(1, int(params.get("torch_threads", 1))))
+def train_context(params: dict) -> dict:
+    """How every network is trained and measured."""
+    return {**params["train"], "steps": params["steps"], "patience": params["patience"], "tv": params["tv"]}
+
+
+def _threads(data: dict) -> None:
+    torch.set_num_threads(max(1, int(data.get("torch_threads", 1))))
 
 
 @unit_task(task_run_name="prepare-{dataset}-s{seed}")
-def prepare_unit(dataset: str, seed: int, params: dict) -> dict:
+def prepare_unit(dataset: str, seed: int, data: dict) -> dict:
     """Prepare one dataset and seed (both feature sets); ``available: False`` with the source's
     message when it cannot be served."""
     try:
-        net = load_split(dataset, seed, params, "network")
-        tree = load_split(dataset, seed, params, "tree")
+        net = load_split(dataset, seed, data, "network")
+        tree = load_split(dataset, seed, data, "tree")
     except DatasetUnavailable as err:
         return {"dataset": dataset, "seed": seed, "available": False, "note": str(err).splitlines()[0][:400]}
     if net.task != "classification":
@@ -245,11 +252,10 @@ def pick_focus(candidates: list[str], available: list[str]) -> str | None:
 def prepare_flow(params: dict, out_path: str) -> dict:
     """Prepare every dataset x seed; write ``datasets.json``: the available sets with their shapes,
     the skipped ones with the reason, and the focus sets of Fig. 7 and Fig. 8."""
-    _threads(params)
     units = [(d, s) for d in params["datasets"] for s in params["seeds"]]
     progress = Progress(total=len(units), desc="tabular: prepare datasets")
     with progress, gpu_placement(params["runner"]):
-        futures = [prepare_unit.submit(d, s, _data_params(params)) for d, s in units]
+        futures = [prepare_unit.submit(d, s, data_context(params)) for d, s in units]
         results = []
         for f in futures:
             results.append(f.result())
@@ -282,11 +288,16 @@ def prepare_flow(params: dict, out_path: str) -> dict:
 
 
 # --------------------------------------------------------------------------------- metalearn
-def meta_settings(params: dict) -> MetaSettings:
-    meta = params["meta"]
+def meta_context(params: dict) -> dict:
+    """The settings of Algorithm 1 (``tabular.meta`` and the profile's ``meta_n_max``,
+    ``meta_episode_size``)."""
+    return {**params["meta"], "n_max": params["meta_n_max"], "episode_size": params["meta_episode_size"]}
+
+
+def meta_settings(meta: dict) -> MetaSettings:
     return MetaSettings(
-        depth=meta["depth"], width=meta["width"], n_max=params["meta_n_max"], truncation=meta["truncation"],
-        episodes_per_step=meta["episodes_per_step"], episode_size=params["meta_episode_size"],
+        depth=meta["depth"], width=meta["width"], n_max=meta["n_max"], truncation=meta["truncation"],
+        episodes_per_step=meta["episodes_per_step"], episode_size=meta["episode_size"],
         inner_lr=meta["inner_lr"], outer_lr=meta["outer_lr"], n_knots=meta["n_knots"], interval=tuple(meta["interval"]),
     )
 
@@ -304,27 +315,27 @@ def needed_variants(params: dict) -> list[str]:
 
 
 @unit_task(task_run_name="metalearn-{dataset}-{variant}-s{seed}")
-def metalearn_unit(dataset: str, seed: int, variant: str, params: dict) -> dict:
+def metalearn_unit(dataset: str, seed: int, variant: str, data: dict, meta: dict) -> dict:
     """Algorithm 1 on one training split for one variant; returns the learned activations (JSON
     forms) and a compact history."""
-    _threads(params)
-    data = load_split(dataset, seed, params, "network")
-    settings = meta_settings(params)
+    _threads(data)
+    split = load_split(dataset, seed, data, "network")
+    settings = meta_settings(meta)
     progress = Progress(total=settings.n_max, desc=f"meta-learn {variant} on {dataset} s{seed}")
     with progress:
         learned, history = learn_activations(
-            variant, torch.as_tensor(data.X_train), torch.as_tensor(data.y_train), data.n_classes, settings, seed=seed,
+            variant, torch.as_tensor(split.X_train), torch.as_tensor(split.y_train), split.n_classes, settings, seed=seed,
             on_step=lambda row: progress.update(val_loss=row["val_loss"]),
         )
-    provenance = {"meta": {**params["meta"], "n_max": settings.n_max, "episode_size": settings.episode_size},
-                  "variant": variant, "seed": seed, "protocol": {**params["protocol"], "max_train": params["max_train"]}}
+    provenance = {"meta": meta, "variant": variant, "seed": seed,
+                  "protocol": {**data["protocol"], "max_train": data["max_train"]}}
     for key in ("af", "iaf"):
         specs = learned[key] if isinstance(learned[key], list) else [learned[key]]
         for spec in specs:
             if spec is not None:
                 spec.update(trained_on=f"{dataset} (seed {seed} training split)", params=provenance)
     if learned["iaf"] is not None:
-        learned["iaf"]["feature_names"] = list(data.feature_names)
+        learned["iaf"]["feature_names"] = list(split.feature_names)
     keep = ("step", "horizon", "val_loss", "val_loss_smooth", "val_acc", "knots_visited_total", "seconds")
     return {"dataset": dataset, "seed": seed, "variant": variant, "learned": learned,
             "history": [{k: row[k] for k in keep} for row in history]}
@@ -352,13 +363,12 @@ def activation_files(dataset: str, seed: int, variant: str, learned: dict) -> di
 def metalearn_flow(params: dict, datasets_path: str, out_dir: str) -> dict:
     """Meta-learn every needed variant on every available dataset and seed; write the learned
     activations per dataset and ``learned.json`` (all of them, with their histories)."""
-    _threads(params)
     info = json.loads(Path(datasets_path).read_text())
     variants = needed_variants(params)
     units = [(d, s, v) for d in info["available"] for s in params["seeds"] for v in variants]
     progress = Progress(total=len(units), desc="tabular: meta-learning runs")
     with progress, gpu_placement(params["runner"]):
-        futures = [metalearn_unit.submit(d, s, v, params) for d, s, v in units]
+        futures = [metalearn_unit.submit(d, s, v, data_context(params), meta_context(params)) for d, s, v in units]
         results = []
         for f in futures:
             results.append(f.result())
@@ -381,10 +391,10 @@ def metalearn_flow(params: dict, datasets_path: str, out_dir: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------- train
-def train_config(params: dict, finetune: bool = False) -> TrainConfig:
-    t = params["train"]
-    return TrainConfig(steps=params["steps"], batch_size=t["batch_size"], optimizer=t["optimizer"], lr=t["lr"],
-                       weight_decay=t["weight_decay"], eval_every=t["eval_every"], patience=params["patience"],
+def train_config(train: dict, finetune: bool = False) -> TrainConfig:
+    """The :class:`TrainConfig` of :func:`train_context`."""
+    return TrainConfig(steps=train["steps"], batch_size=train["batch_size"], optimizer=train["optimizer"], lr=train["lr"],
+                       weight_decay=train["weight_decay"], eval_every=train["eval_every"], patience=train["patience"],
                        train_activations=finetune)
 
 
@@ -414,11 +424,7 @@ def family_configs(family: str, params: dict, seed: int) -> list[dict]:
     return [{"depth": d, "width": w} for d, w in archs]
 
 
-def _network_data(dataset: str, seed: int, params: dict):
-    return load_split(dataset, seed, params, "network")
-
-
-def train_config_row(family: str, config: dict, learned: dict | None, data, params: dict, seed: int,
+def train_config_row(family: str, config: dict, learned: dict | None, data, train: dict, seed: int,
                      snapshots: bool = False) -> dict:
     """Build and train one config of a family; returns its metrics (and the model with
     ``snapshots``)."""
@@ -427,19 +433,19 @@ def train_config_row(family: str, config: dict, learned: dict | None, data, para
     # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
     model = build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1), max(config["width"], 1),
                         alpha=config.get("alpha"), learned=learned, finetune=finetune)
-    return fit_network(model, data, train_config(params, finetune), seed, tv=params["tv"], snapshots=snapshots)
+    return fit_network(model, data, train_config(train, finetune), seed, tv=train["tv"], snapshots=snapshots)
 
 
 @unit_task(task_run_name="train-{dataset}-{family}-s{seed}-{tag}")
-def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learned: dict, params: dict,
+def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learned: dict, data: dict, train: dict,
                 tag: str = "search") -> dict:
     """Train every config of one family on one dataset and seed (``learned``: the variants'
     activations by variant name)."""
-    _threads(params)
-    data = _network_data(dataset, seed, params)
+    _threads(data)
+    split = load_split(dataset, seed, data, "network")
     rows = []
     for config in configs:
-        result = train_config_row(family, config, learned.get(config.get("variant")), data, params, seed)
+        result = train_config_row(family, config, learned.get(config.get("variant")), split, train, seed)
         rows.append({"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
                      "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
                      "finetune": config.get("finetune"), **result})
@@ -447,16 +453,17 @@ def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learn
 
 
 @unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}")
-def baseline_unit(dataset: str, seed: int, model: str, params: dict) -> dict:
+def baseline_unit(dataset: str, seed: int, model: str, data: dict, options: dict, tv: dict) -> dict:
     """One baseline's search on one dataset and seed, with the total variation of its class
     probabilities along the same paths as the networks' (network feature space, mapped to raw
     features for trees when the columns correspond)."""
-    _threads(params)
-    row, _ = _fit_baseline(dataset, seed, model, params)
+    _threads(data)
+    row, _ = _fit_baseline(dataset, seed, model, data, options, tv)
     return row
 
 
-def _baseline_options(model: str, params: dict) -> dict:
+def baseline_options(model: str, params: dict) -> dict:
+    """The search budget of one baseline (``tabular.baseline_search`` and the profile's counts)."""
     b = params["baseline_search"]
     return {
         "linear": {"Cs": b["linear_C"]},
@@ -467,12 +474,12 @@ def _baseline_options(model: str, params: dict) -> dict:
     }[model]
 
 
-def _fit_baseline(dataset: str, seed: int, model: str, params: dict):
+def _fit_baseline(dataset: str, seed: int, model: str, data_ctx: dict, options: dict, tv_ctx: dict):
     from ..complexity import total_variation
 
-    net = load_split(dataset, seed, params, "network")
-    data = net if BASELINES[model] == "network" else load_split(dataset, seed, params, "tree")
-    result = fit_baseline(model, data, seed=seed, **_baseline_options(model, params))
+    net = load_split(dataset, seed, data_ctx, "network")
+    data = net if BASELINES[model] == "network" else load_split(dataset, seed, data_ctx, "tree")
+    result = fit_baseline(model, data, seed=seed, **options)
     fmap = None
     X_paths = torch.as_tensor(net.X_train)
     if BASELINES[model] == "tree":
@@ -480,7 +487,7 @@ def _fit_baseline(dataset: str, seed: int, model: str, params: dict):
         if fmap is None:  # one-hot columns: paths in the raw feature space instead
             X_paths = torch.as_tensor(data.X_train)
     f = proba_function(result.estimator, fmap)
-    tv = total_variation(f, X_paths.float(), n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"], seed=seed)
+    tv = total_variation(f, X_paths.float(), n_paths=tv_ctx["n_paths"], n_points=tv_ctx["n_points"], seed=seed)
     summary = result.summary()
     row = {"dataset": dataset, "seed": seed, "family": model, "purpose": "search", "train_acc": summary["train_acc"],
            "val_acc": summary["val_acc"], "test_acc": summary["test_acc"], "tv": tv, "params": summary["params"],
@@ -498,19 +505,19 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     """Run the baselines and every network config of the search budget on every available dataset
     and seed, plus the reuse runs of Fig. 8; write all runs, the metrics of the output contract and
     the report's summary."""
-    _threads(params)
     info = json.loads(Path(datasets_path).read_text())
     learned_all = json.loads(Path(learned_path).read_text())
+    data, train = data_context(params), train_context(params)
     submissions = []
     with gpu_placement(params["runner"]):
         for d in info["available"]:
             for s in params["seeds"]:
                 for model in params["baselines"]:
-                    submissions.append(baseline_unit.submit(d, s, model, params))
+                    submissions.append(baseline_unit.submit(d, s, model, data, baseline_options(model, params), params["tv"]))
                 for family in params["families"]:
                     learned = {v: learned_all[d][str(s)][v]["learned"] for v in FAMILY_VARIANTS.get(family, ())
                                if v in learned_all.get(d, {}).get(str(s), {})}
-                    submissions.append(family_unit.submit(d, s, family, family_configs(family, params, s), learned, params))
+                    submissions.append(family_unit.submit(d, s, family, family_configs(family, params, s), learned, data, train))
         focus = info["focus"]["fig8"]
         if focus is not None:
             for s in params["fig8"]["seeds"]:
@@ -518,9 +525,9 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
                 if not learned:
                     continue
                 configs = fig8_configs(params)
-                submissions.append(family_unit.submit(focus, s, "mlp_relu", configs, {}, params, tag="fig8"))
+                submissions.append(family_unit.submit(focus, s, "mlp_relu", configs, {}, data, train, tag="fig8"))
                 submissions.append(family_unit.submit(focus, s, "mlp_af", [{**c, "variant": "af_relu"} for c in configs],
-                                                      learned, params, tag="fig8"))
+                                                      learned, data, train, tag="fig8"))
         progress = Progress(total=len(submissions), desc="tabular: training units")
         results = []
         with progress:
@@ -693,7 +700,8 @@ def _slice_points(n: int, seed: int) -> list[int]:
 
 
 @unit_task(task_run_name="views-{dataset}-s{seed}")
-def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: dict) -> dict:
+def views_unit(dataset: str, seed: int, selected: dict, learned: dict, data_ctx: dict, train: dict, xgboost: dict,
+               landscape: dict) -> dict:
     """Fig. 7 on one dataset and seed: retrain the selected config of each network family with its
     trajectory recorded (ReLU, TanH, AF, the best IAF family) and refit the selected XGBoost; return
     1-D slices (two lines through training points), 2-D slices (the plane through three training
@@ -701,12 +709,12 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: d
     filter-normalised plane around the solution."""
     from ..complexity import complexity_landscape, random_plane, slice_1d, slice_2d, total_variation, trajectory_plane
 
-    _threads(params)
-    data = _network_data(dataset, seed, params)
+    _threads(data_ctx)
+    data = load_split(dataset, seed, data_ctx, "network")
     X = torch.as_tensor(data.X_train, dtype=torch.float32)
     col = _probability_column(data.n_classes)
     idx = _slice_points(X.shape[0], seed)
-    land = params["landscape"]
+    land = landscape
     R = land["resolution"]
     functions: dict[str, Any] = {}
     out: dict[str, Any] = {"dataset": dataset, "seed": seed, "points": idx, "class_column": col, "models": {},
@@ -715,7 +723,7 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: d
         if name == "xgboost":
             continue
         family = row["family"]
-        result = train_config_row(family, row, learned.get(row.get("variant")), data, params, seed, snapshots=True)
+        result = train_config_row(family, row, learned.get(row.get("variant")), data, train, seed, snapshots=True)
         model = result["model"]
         model.eval()
         functions[name] = softmax_function(model)
@@ -736,7 +744,7 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: d
         views["local"] = {"a": a, "b": a, "tv": grid.tolist()}
         out["landscapes"][name] = views
     if "xgboost" in selected:
-        row, (result, fmap, f) = _fit_baseline(dataset, seed, "xgboost", params)
+        row, (result, fmap, f) = _fit_baseline(dataset, seed, "xgboost", data_ctx, xgboost, train["tv"])
         functions["xgboost"] = f
         out["models"]["xgboost"] = {"family": "xgboost", "config": row["params"], "test_acc": row["test_acc"], "tv": row["tv"]}
     slices_1d, slices_2d = {}, {}
@@ -750,7 +758,7 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, params: d
         slices_2d[name] = {"u": u.tolist(), "v": v.tolist(), "z": z[..., col].tolist()}
     out["slices_1d"] = slices_1d
     out["slices_2d"] = slices_2d
-    out["tv_check"] = {name: total_variation(f, X, n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"],
+    out["tv_check"] = {name: total_variation(f, X, n_paths=train["tv"]["n_paths"], n_points=train["tv"]["n_points"],
                                              seed=seed) for name, f in functions.items()}
     return out
 
@@ -778,7 +786,6 @@ def view_selection(metrics: dict, runs: list[dict], dataset: str, seed: int) -> 
 def complexity_flow(params: dict, datasets_path: str, learned_path: str, runs_path: str, metrics_path: str,
                     out_path: str) -> dict:
     """The views of Fig. 7 on the focus dataset (first seed); write ``views.json``."""
-    _threads(params)
     info = json.loads(Path(datasets_path).read_text())
     dataset = info["focus"]["fig7"]
     out: dict[str, Any] = {"dataset": dataset}
@@ -790,7 +797,8 @@ def complexity_flow(params: dict, datasets_path: str, learned_path: str, runs_pa
         selected = view_selection(metrics, runs, dataset, seed)
         learned = {v: spec["learned"] for v, spec in learned_all.get(dataset, {}).get(str(seed), {}).items()}
         with gpu_placement(params["runner"]):
-            out = views_unit.submit(dataset, seed, selected, learned, params).result()
+            out = views_unit.submit(dataset, seed, selected, learned, data_context(params), train_context(params),
+                                    baseline_options("xgboost", params), params["landscape"]).result()
         rows = [{"model": m, **{k: v[k] for k in ("family", "test_acc", "tv")}} for m, v in out["models"].items()]
         publish_table(rows, track=TRACK, stage="complexity", description=f"Models of Fig. 7 on {dataset}")
     atomic_write_text(Path(out_path), json.dumps(out))
