@@ -78,15 +78,13 @@ def transfer_matrix(transfer: dict):
     rows = list(scores)
     columns = [f"af_{t}" for t in rows] + [c for c in ("af_all_tasks", "relu") if any(c in scores[r] for r in rows)]
     matrix = np.array([[scores[r].get(c, np.nan) for c in columns] for r in rows])
+    with_means = np.vstack([matrix, np.nanmean(matrix, axis=0)])  # the paper prints column means under it
     size = max(3.2, 0.32 * len(columns) + 1.5)
-    fig, ax = plt.subplots(figsize=(size, 0.8 * size))
-    sns.heatmap(100 * matrix, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=len(columns) <= 8, fmt=".0f",
+    fig, ax = plt.subplots(figsize=(size, 0.8 * size + 0.3))
+    sns.heatmap(100 * with_means, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=len(columns) <= 8, fmt=".0f",
                 cbar_kws={"label": "score (% of the best on the task)"},
-                xticklabels=[c.removeprefix("af_") for c in columns], yticklabels=rows)
+                xticklabels=[c.removeprefix("af_") for c in columns], yticklabels=[*rows, "column mean"])
+    ax.axhline(len(rows), color="white", lw=3)
     ax.set_xlabel("activation (AF learned on ...)")
     ax.set_ylabel("task trained")
-    means = np.nanmean(100 * matrix, axis=0)
-    for j, value in enumerate(means):
-        ax.text(j + 0.5, len(rows) + 0.35, f"{value:.0f}", ha="center", va="top", fontsize=6)
-    ax.set_title("column means under the matrix", fontsize=7)
     return fig
