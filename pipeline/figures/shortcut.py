@@ -1,0 +1,122 @@
+"""Figures of the shortcut-learning track: paper Fig. 9 (left: accuracy on the MNIST- and the
+CIFAR-predictive test sets per model, with the unambiguous upper bounds; right: both along the
+whole training trajectory)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .style import color, plt
+
+COLORS = {"relu": color("relu"), "af_mnist": "#e6550d", "af_cifar": "#31a354",
+          "relu_upper_bound_mnist": "#9ecae1", "relu_upper_bound_cifar": "#c7e9c0"}
+ORDER = ("relu", "af_mnist", "af_cifar", "relu_upper_bound_mnist", "relu_upper_bound_cifar")
+
+
+def _models(names) -> list[str]:
+    return [m for m in ORDER if m in names] + sorted(set(names) - set(ORDER))
+
+
+def test_accuracy_bars(ax, entries: Mapping[str, dict], tiles: tuple[str, str] = ("MNIST", "CIFAR"), chance: float = 0.5):
+    """Paper Fig. 9 (left) on ``ax``: accuracy on each unambiguous test set per model (mean over
+    seeds, std as error bar); the dotted line is chance."""
+    models = _models(entries)
+    xs = np.arange(2)
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        e = entries[model]
+        acc = [e["test_acc_mnist"], e["test_acc_cifar"]]
+        std = [e.get("test_acc_mnist_std", 0.0), e.get("test_acc_cifar_std", 0.0)]
+        hatch = "//" if model.startswith("relu_upper_bound") else None
+        ax.bar(xs + (i - (len(models) - 1) / 2) * width, acc, width, yerr=std, color=COLORS.get(model, "#666"),
+               hatch=hatch, edgecolor="white", label=model, capsize=1.5, error_kw={"lw": 0.6})
+    ax.axhline(chance, color="0.3", ls=":", lw=0.8)
+    ax.set_xticks(xs, [f"{tiles[0]}-predictive\ntest set", f"{tiles[1]}-predictive\ntest set"], fontsize=7)
+    ax.set_ylim(0.4, 1.02)
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=5.5, loc="lower right")
+
+
+def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]], models: Sequence[str] = ("relu", "af_mnist", "af_cifar"),
+                 chance: float = 0.5):
+    """Paper Fig. 9 (right) on ``ax``: accuracy on the MNIST-predictive (dashed) and the
+    CIFAR-predictive (solid) test sets against training steps, mean over seeds.
+    ``curves[model]`` is a list (seeds) of curves with ``step``, ``test_acc_mnist``, ``test_acc_cifar``."""
+    for model in [m for m in models if m in curves]:
+        runs = curves[model]
+        n = min(len(run) for run in runs)
+        steps = np.array([row["step"] for row in runs[0][:n]])
+        for key, style in (("test_acc_mnist", "--"), ("test_acc_cifar", "-")):
+            values = np.array([[row[key] for row in run[:n]] for run in runs]).mean(0)
+            ax.plot(steps, values, style, color=COLORS.get(model, "#666"), lw=1.3,
+                    label=f"{model}" if key == "test_acc_cifar" else None)
+    ax.plot([], [], "--", color="0.4", label="MNIST-predictive (dashed)")
+    ax.plot([], [], "-", color="0.4", label="CIFAR-predictive (solid)")
+    ax.axhline(chance, color="0.3", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0.4, 1.02)
+    ax.legend(fontsize=5.5, loc="center right")
+
+
+def shortcut_learning(entries: Mapping[str, dict], curves: Mapping[str, Sequence[Sequence[dict]]], data_label: str = "",
+                      tiles: tuple[str, str] = ("MNIST", "CIFAR")):
+    """Paper Fig. 9: the bars (left) and the trajectories (right) in one figure; ``data_label``
+    names the collages' data (e.g. ``mnist_cifar`` or ``bundled_digits``)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.1), gridspec_kw={"width_ratios": [1, 1.25]})
+    test_accuracy_bars(left, entries, tiles)
+    trajectories(right, curves)
+    left.set_title("final accuracy (checkpoint of best held-out accuracy)", fontsize=7.5)
+    right.set_title("along the whole training trajectory", fontsize=7.5)
+    if data_label:
+        fig.suptitle(f"Shortcut learning on collages ({data_label})", fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+# --- report section ------------------------------------------------------------------------
+
+
+def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | None = None) -> list[str]:
+    """Markdown of the shortcut track for ``reports/report.md``: accuracy on each unambiguous test
+    set per model, the comparisons of the acceptance criteria, and which collages were used
+    (``tables``: ``reports/tables/shortcut.json``)."""
+    tables = tables or {}
+    data = tables.get("data", {})
+    prov = data.get("provenance", {})
+    chance = tables.get("chance", 0.5)
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    lines = []
+    if prov:
+        lines += [f"Collages: **{prov.get('data')}** ({prov.get('source')}: {prov.get('location')}); simple tile "
+                  f"{prov.get('simple', {}).get('dataset')} {prov.get('simple', {}).get('classes')}, complex tile "
+                  f"{prov.get('complex', {}).get('dataset')} {prov.get('complex', {}).get('classes')}"
+                  + (f" with noise sigma {prov.get('complex_noise')}" if prov.get("complex_noise") else "")
+                  + f". Profile `{tables.get('profile', '?')}`; binary labels, chance = {pct(chance)} %. "
+                  "\"MNIST\"/\"CIFAR\" name the simple/complex tile whatever the data.", ""]
+    for dataset, entries in metrics.items():
+        lines += [f"| {dataset}: model | MNIST-predictive test | CIFAR-predictive test | TV | kept step |",
+                  "|---|---|---|---|---|"]
+        for model in _models(entries):
+            e = entries[model]
+            lines.append(f"| {model} | {pct(e['test_acc_mnist'])} ± {pct(e['test_acc_mnist_std'])} | "
+                         f"{pct(e['test_acc_cifar'])} ± {pct(e['test_acc_cifar_std'])} | {e['tv']:.2f} | {e['best_step']:.0f} |")
+        lines.append("")
+        relu, af_c, af_m = entries.get("relu"), entries.get("af_cifar"), entries.get("af_mnist")
+        if relu:
+            lines.append(f"- ReLU on the CIFAR-predictive set: {pct(relu['test_acc_cifar'])} % "
+                         f"({100 * (relu['test_acc_cifar'] - chance):+.1f} points from chance).")
+        if relu and af_c:
+            lines.append(f"- AF-cifar on the CIFAR-predictive set: {pct(af_c['test_acc_cifar'])} % "
+                         f"({100 * (af_c['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points over ReLU).")
+        if af_m:
+            lines.append(f"- AF-mnist on the MNIST-predictive set: {pct(af_m['test_acc_mnist'])} %.")
+        ub = entries.get("relu_upper_bound_cifar")
+        if ub:
+            lines.append(f"- Upper bound (ReLU trained on CIFAR-predictive collages): {pct(ub['test_acc_cifar'])} % "
+                         "on the CIFAR-predictive set.")
+        lines.append("")
+    return lines

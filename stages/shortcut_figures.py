@@ -1,0 +1,32 @@
+"""Stage shortcut_figures: paper Fig. 9 from the runs -> reports/figures/shortcut/."""
+
+import json
+from pathlib import Path
+
+from pipeline.figures.shortcut import shortcut_learning
+from pipeline.figures.style import save_figure
+
+from .shortcut_train import METRICS, RUNS, SUMMARY
+
+OUT = Path("reports/figures/shortcut")
+TILES = {"mnist_cifar": ("MNIST", "CIFAR"), "bundled_digits": ("digits 0/1", "noisy digits 3/8")}
+
+
+def main() -> None:
+    metrics = json.loads(Path(METRICS).read_text())
+    runs = json.loads(Path(RUNS).read_text())
+    summary = json.loads(Path(SUMMARY).read_text())
+    data = summary["data"]["provenance"]["data"]
+    curves = {}
+    for run in runs:
+        curves.setdefault(run["model"], []).append(run["curve"])
+    OUT.mkdir(parents=True, exist_ok=True)
+    for stale in OUT.glob("*.png"):
+        stale.unlink()
+    entries = metrics[summary["data"]["key"]]
+    save_figure(shortcut_learning(entries, curves, data, TILES.get(data, ("MNIST", "CIFAR"))),
+                OUT / "fig9_shortcut.png")
+
+
+if __name__ == "__main__":
+    main()
