@@ -250,6 +250,7 @@ def test_params_resolve_profiles_and_accept_openml_ids_and_declared_files(params
         (lambda t: t["profiles"]["quick"].update(af_variants=["af_gelu"]), "unknown variant 'af_gelu'"),
         (lambda t: t["profiles"]["quick"].update(finetune=["yes"]), "finetune must be a non-empty list of true/false"),
         (lambda t: t["profiles"]["quick"].update(widths=[0]), "widths must be a non-empty list of positive ints"),
+        (lambda t: t["profiles"]["quick"]["fig8"].update(seeds=[7]), "fig8.seeds [7] must be among"),
     ],
 )
 def test_bad_tabular_names_are_rejected(params, edit, needle):
@@ -299,3 +300,29 @@ def test_a_users_csv_with_a_string_target_runs_through_the_track_units(tmp_path,
         assert 0.6 < row["test_acc"] <= 1.0 and math.isfinite(row["tv"])
     metrics = T.summarise(rows)
     assert {"iaf_relu", "mlp_relu", "xgboost"} <= set(metrics["my_csv"])
+
+
+MIRROR = ROOT.parent / "shared" / "data"
+needs_mirror = pytest.mark.skipif(not (MIRROR / "manifest.json").is_file(), reason=f"no data mirror at {MIRROR}")
+
+
+def _data_ctx(data_section: dict) -> dict:
+    from pipeline.flows.tabular import resolve_data
+
+    return {"data": resolve_data(data_section), "protocol": {"train_fraction": 0.7, "val_fraction": 0.3},
+            "max_train": 1000, "max_eval": 2000, "torch_threads": 1}
+
+
+@needs_mirror
+def test_an_openml_id_runs_through_the_real_client_offline_and_absent_sets_are_skipped(tmp_path, monkeypatch):
+    from pipeline.data import seed_openml_cache
+    from pipeline.flows import tabular as T
+
+    monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path / "prepared"))
+    monkeypatch.delenv("PIPELINE_DATA_MIRROR", raising=False)
+    seed_openml_cache(MIRROR, tmp_path / "openml", ["eye_movements"])
+    ctx = _data_ctx({"mirror": str(MIRROR), "openml_cache": str(tmp_path / "openml")})
+    got = T.prepare_unit.fn("openml:44130", 0, ctx)  # eye_movements, named by its id only
+    assert got["available"] and got["n_features"] == 20 and got["rows"]["train"] == 1000
+    skipped = T.prepare_unit.fn("covertype", 0, ctx)  # not in the mirror: a note, not a crash
+    assert not skipped["available"] and "covertype" in skipped["note"] and "mirror" in skipped["note"]

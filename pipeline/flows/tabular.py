@@ -118,6 +118,9 @@ def check_names(section: dict, where: str) -> None:
         for grid in ("depths", "widths"):
             if not block[grid] or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in block[grid]):
                 raise ValueError(f"{key}.{grid} must be a non-empty list of positive ints, got {block[grid]!r}")
+        if not set(block["fig8"]["seeds"]) <= set(block["seeds"]):
+            raise ValueError(f"{key}.fig8.seeds {block['fig8']['seeds']} must be among {key}.seeds {block['seeds']} "
+                             "(Fig. 8 reuses the AF meta-learned on those seeds' training splits)")
         if any(not isinstance(a, _NUMBER) or a <= 0 for a in block["alphas"]) or not block["alphas"]:
             raise ValueError(f"{key}.alphas must be a non-empty list of positive numbers, got {block['alphas']!r}")
         for dataset in block["datasets"]:
