@@ -1,0 +1,511 @@
+"""Model populations: K networks of one architecture trained as one batched computation.
+
+The paper's experiments train thousands of small MLPs (grids x seeds x datasets). Trained one at a
+time, a small MLP spends most of its step in Python and in launching tiny kernels; a population
+stacks the K models' parameters (``torch.func.stack_module_state`` style: one tensor of shape
+``(K, *shape)`` per parameter), runs their forward passes as one ``vmap(functional_call)``, and
+updates them with one batched optimiser step whose learning rate, weight decay and betas are
+per-model tensors. Each model keeps its own minibatch stream, its own early stopping and its own
+best checkpoint, so the population is exactly K runs of :func:`pipeline.fit.train.train_model`:
+
+>>> results = train_population(models, data, "classification", configs, seeds)  # doctest: +SKIP
+>>> # results[k] matches train_model(models[k], data, "classification", configs[k], seeds[k])
+
+Per-model hyperparameters:
+
+- optimiser settings: ``lr``, ``weight_decay``, ``betas`` (and ``target_accuracy``) may differ
+  between the :class:`TrainConfig` of the models; every other field must be equal;
+- the models' own state: initial weights (seeds), a learned activation's knot values
+  (:class:`SplineActivation`, :class:`InputActivations`), the ``alpha`` of :class:`TanhScaled`
+  and the ``frequency`` of :class:`Sine` (these two are Python attributes; the population turns
+  them into per-model tensors).
+
+Models that stop early are dropped from the batch, so the remaining ones run faster.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import fields
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+import torch.nn.functional as F
+
+from ..nn import InputActivations, Sine, SplineActivation, TanhScaled
+from ..nn.spline import spline_eval_stacked
+from .objectives import check_task, task_accuracy, task_loss
+from .train import TrainConfig, TrainResult, _evaluate_at, as_tensors, trainable_parameters
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PER_MODEL_FIELDS", "population_configs", "train_population"]
+
+#: The :class:`TrainConfig` fields that may differ between the models of one population.
+PER_MODEL_FIELDS = ("lr", "weight_decay", "betas", "target_accuracy")
+_EPS = 1e-8  # torch.optim.Adam(W)'s default, which train_model uses
+
+
+class _TanhScaledT(nn.Module):
+    """:class:`TanhScaled` with ``alpha`` as a buffer, so that it can differ between models."""
+
+    def __init__(self, alpha: float, dtype: torch.dtype):
+        super().__init__()
+        self.register_buffer("alpha", torch.tensor(alpha, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.alpha * x)
+
+
+class _SineT(nn.Module):
+    """:class:`Sine` with ``frequency`` as a buffer."""
+
+    def __init__(self, frequency: float, dtype: torch.dtype):
+        super().__init__()
+        self.register_buffer("frequency", torch.tensor(frequency, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.frequency * x)
+
+
+#: Modules with a Python-number hyperparameter, and the attribute the population stacks.
+_SCALAR_MODULES: dict[type, tuple[str, type]] = {TanhScaled: ("alpha", _TanhScaledT), Sine: ("frequency", _SineT)}
+_SPLINE_MODULES = (SplineActivation, InputActivations)
+_UNSUPPORTED = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+def population_configs(base: TrainConfig = TrainConfig(), **per_model: Sequence[Any]) -> list[TrainConfig]:
+    """One :class:`TrainConfig` per model from a shared ``base`` and per-model lists, e.g.
+    ``population_configs(base, lr=[1e-3, 3e-3], weight_decay=[0.0, 0.1])`` (equal lengths)."""
+    bad = set(per_model) - set(PER_MODEL_FIELDS)
+    if bad:
+        raise ValueError(f"only {PER_MODEL_FIELDS} may differ between models, got {sorted(bad)}")
+    lengths = {k: len(v) for k, v in per_model.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"per-model lists must have the same length, got {lengths}")
+    k = next(iter(lengths.values()), 1)
+    return [TrainConfig(**{**base.to_dict(), **{f: v[i] for f, v in per_model.items()}}) for i in range(k)]
+
+
+def _check_configs(configs: TrainConfig | Sequence[TrainConfig], k: int) -> list[TrainConfig]:
+    if isinstance(configs, TrainConfig):
+        return [configs] * k
+    configs = list(configs)
+    if len(configs) != k:
+        raise ValueError(f"{len(configs)} configs for {k} models: give one TrainConfig or one per model")
+    for f in fields(TrainConfig):
+        if f.name in PER_MODEL_FIELDS:
+            continue
+        seen = {repr(getattr(c, f.name)) for c in configs}
+        if len(seen) > 1:
+            raise ValueError(
+                f"TrainConfig.{f.name} must be equal for all models of a population, got {sorted(seen)}; "
+                f"only {PER_MODEL_FIELDS} may differ"
+            )
+    return configs
+
+
+def _module_signature(model: nn.Module) -> list:
+    """What must be equal between the models for one architecture: module types and settings,
+    parameter and buffer names, shapes and dtypes (per-model numbers may differ)."""
+    sig = []
+    for name, m in model.named_modules():
+        if isinstance(m, _UNSUPPORTED):
+            raise ValueError(f"module {name!r} ({type(m).__name__}) is not supported in a population (randomness or running statistics)")
+        if type(m) in _SCALAR_MODULES:
+            setting = None
+        elif isinstance(m, _SPLINE_MODULES):
+            setting = (m.interval, m.extrapolation)
+        else:
+            setting = m.extra_repr()
+        sig.append((name, type(m).__name__, setting))
+    for kind, items in (("param", model.named_parameters()), ("buffer", model.named_buffers())):
+        sig += [(kind, n, tuple(t.shape), t.dtype, t.device.type) for n, t in items]
+    return sig
+
+
+def _functional_base(model: nn.Module) -> tuple[nn.Module, dict[str, tuple[str, str]]]:
+    """A copy of ``model`` whose scalar-hyperparameter modules hold their number as a buffer;
+    returns it and ``{buffer name: (module name, attribute)}`` for the numbers to stack."""
+    import copy
+
+    base = copy.deepcopy(model)
+    replaced: dict[int, nn.Module] = {}
+    scalars: dict[str, tuple[str, str]] = {}
+    dtype = next((p.dtype for p in base.parameters()), torch.get_default_dtype())
+    for name, module in list(base.named_modules(remove_duplicate=False)):
+        for child_name, child in list(module._modules.items()):  # every slot, shared ones too
+            if type(child) not in _SCALAR_MODULES:
+                continue
+            attr, twin = _SCALAR_MODULES[type(child)]
+            if id(child) not in replaced:
+                replaced[id(child)] = twin(getattr(child, attr), dtype)
+                full = f"{name}.{child_name}" if name else child_name
+                scalars[f"{full}.{attr}"] = (full, attr)
+            setattr(module, child_name, replaced[id(child)])
+    return base, scalars
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    return torch.stack([t.detach() for t in tensors])
+
+
+_ELEMENTWISE = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid, nn.Identity: None}
+
+
+def _stacked_plan(base: nn.Module) -> list[tuple] | None:
+    """The layers of a plain ``nn.Sequential`` MLP (what :func:`pipeline.nn.make_mlp` builds) as
+    operations on stacked tensors, or ``None`` when another architecture needs the generic
+    ``vmap(functional_call)`` path. Names are the canonical (first) names of tied tensors."""
+    if type(base) is not nn.Sequential:
+        return None
+    canon = {id(t): name for name, t in list(base.named_parameters()) + list(base.named_buffers())}
+    plan: list[tuple] = []
+    for m in base:
+        if type(m) is nn.Linear:
+            plan.append(("linear", canon[id(m.weight)], None if m.bias is None else canon[id(m.bias)]))
+        elif type(m) in _ELEMENTWISE:
+            if _ELEMENTWISE[type(m)] is not None:
+                plan.append(("fn", _ELEMENTWISE[type(m)]))
+        elif type(m) is nn.GELU:
+            plan.append(("fn", lambda x, a=m.approximate: F.gelu(x, approximate=a)))
+        elif type(m) is _TanhScaledT:
+            plan.append(("scaled", canon[id(m.alpha)], torch.tanh))
+        elif type(m) is _SineT:
+            plan.append(("scaled", canon[id(m.frequency)], torch.sin))
+        elif type(m) in (SplineActivation, InputActivations):
+            plan.append(("spline", canon[id(m.values)], m.interval, m.extrapolation, m.knots))
+        else:
+            return None
+    return plan
+
+
+def _run_plan(plan: list[tuple], tensors: dict[str, Tensor], x: Tensor) -> Tensor:
+    """The stacked forward pass: ``x`` is ``(K, batch, d)``; a Linear is one ``baddbmm``."""
+    for op in plan:
+        kind = op[0]
+        if kind == "linear":
+            w = tensors[op[1]].transpose(1, 2)
+            x = torch.bmm(x, w) if op[2] is None else torch.baddbmm(tensors[op[2]].unsqueeze(1), x, w)
+        elif kind == "fn":
+            x = op[1](x)
+        elif kind == "scaled":
+            x = op[2](tensors[op[1]].view(-1, *([1] * (x.dim() - 1))) * x)
+        else:
+            _, name, interval, extrapolation, knots = op
+            x = spline_eval_stacked(x, tensors[name].to(x.dtype), interval, extrapolation, knots)
+    return x
+
+
+class _OptimizerScalars:
+    """The per-model numbers of the optimiser steps as ``(K,)`` tensors, computed as torch.optim
+    computes them (Python double precision, then the parameters' dtype)."""
+
+    def __init__(self, configs: list[TrainConfig], dtype: torch.dtype, device: torch.device):
+        self.configs, self.dtype, self.device = configs, dtype, device
+        cols = {"lr": [], "wd": [], "decay": [], "w1": [], "b2": [], "w2": []}
+        for c in configs:
+            cols["lr"].append(c.lr)
+            cols["wd"].append(c.weight_decay)
+            cols["decay"].append(1 - c.lr * c.weight_decay)
+            cols["w1"].append(1 - c.betas[0])
+            cols["b2"].append(c.betas[1])
+            cols["w2"].append(1 - c.betas[1])
+        self.static = {key: self._tensor(v) for key, v in cols.items()}
+
+    def _tensor(self, values: list[float]) -> Tensor:
+        return torch.tensor(values, dtype=torch.float64).to(dtype=self.dtype, device=self.device)
+
+    def at(self, step: int) -> dict[str, Tensor]:
+        """The numbers of step ``step`` (1-based): the static ones and the bias corrections."""
+        step_size = [c.lr / (1 - c.betas[0] ** step) for c in self.configs]
+        bc2_sqrt = [(1 - c.betas[1] ** step) ** 0.5 for c in self.configs]
+        return {**self.static, "step_size": self._tensor(step_size), "bc2_sqrt": self._tensor(bc2_sqrt)}
+
+
+def _store(store: dict[str, Tensor], params: dict[str, Tensor], local: list[int], original: list[int], device) -> None:
+    """Copy the stacked rows ``local`` of ``params`` into the rows ``original`` of ``store``."""
+    if not local:
+        return
+    src = torch.tensor(local, device=device, dtype=torch.long)
+    dst = torch.tensor(original, device=device, dtype=torch.long)
+    with torch.no_grad():
+        for nm, p in params.items():
+            store[nm].index_copy_(0, dst, p.detach().index_select(0, src))
+
+
+def _optimizer_step(optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Tensor], step: int) -> None:
+    """One step of ``optimizer`` on stacked tensors ``(K, ...)`` with per-model settings, in the
+    arithmetic of torch.optim's single-tensor implementations (AdamW, Adam, SGD with momentum 0.9
+    as ``train_model`` configures them)."""
+    shape = (-1,) + (1,) * (p.dim() - 1)
+    col = lambda key: hp[key].view(shape)  # noqa: E731
+    if optimizer == "sgd":
+        g = g + col("wd") * p
+        if step == 1:
+            m.copy_(g)
+        else:
+            m.mul_(0.9).add_(g)
+        p.sub_(col("lr") * m)
+        return
+    if optimizer == "adamw":
+        p.mul_(col("decay"))
+    else:
+        g = g + col("wd") * p
+    m.lerp_(g, col("w1"))
+    v.mul_(col("b2")).add_(col("w2") * g * g)
+    denom = (v.sqrt() / col("bc2_sqrt")).add_(_EPS)
+    p.sub_(col("step_size") * (m / denom))
+
+
+def train_population(
+    models: Sequence[nn.Module] | Callable[[int], nn.Module],
+    data: Any,
+    task: str = "classification",
+    configs: TrainConfig | Sequence[TrainConfig] = TrainConfig(),
+    seeds: Sequence[int] | None = None,
+    on_eval: Callable[[int, dict], None] | None = None,
+    eval_rows: int = 65536,
+) -> list[TrainResult]:
+    """Train K models of one architecture together; the same as K calls of ``train_model``.
+
+    Model ``k`` is trained as ``train_model(models[k], data, task, configs[k], seeds[k])`` would
+    train it (same minibatches, same optimiser arithmetic, same early stopping and checkpoint
+    selection), up to floating-point differences of batched kernels: weights agree to about
+    1e-6 (tests: 1e-5).
+
+    Args:
+        models: K modules of identical architecture (trained in place: each ends at its kept
+            checkpoint), or ``build(seed)`` called once per seed under ``torch.manual_seed(seed)``
+            (then ``seeds`` is required).
+        data: ``X_train y_train X_val y_val X_test y_test`` (see ``train_model``).
+        task: ``classification`` or ``regression``.
+        configs: one :class:`TrainConfig` for all models, or one per model; only
+            :data:`PER_MODEL_FIELDS` (``lr``, ``weight_decay``, ``betas``, ``target_accuracy``)
+            may differ. See :func:`population_configs`.
+        seeds: the minibatch seed of each model (default ``0 .. K-1``).
+        on_eval: called as ``on_eval(k, row)`` with each model's curve rows.
+        eval_rows: rows evaluated per chunk, summed over the models in the batch (bounds the memory
+            of evaluation: ``eval_rows x width`` activations; each model gets at least 256 rows).
+
+    Returns:
+        One :class:`TrainResult` per model, in order.
+
+    **Shape**
+
+    - ``X_*``: ``(n, d)``; ``y_*``: ``(n,)``. Internally every parameter is stacked to
+      ``(K, *shape)`` and a minibatch to ``(K, batch, d)``.
+
+    Example::
+
+        >>> from types import SimpleNamespace
+        >>> from pipeline.nn import make_mlp
+        >>> X = torch.randn(90, 2); y = (X[:, 0] > 0).long()
+        >>> data = SimpleNamespace(X_train=X[:60], y_train=y[:60], X_val=X[60:75], y_val=y[60:75], X_test=X[75:], y_test=y[75:])
+        >>> configs = population_configs(TrainConfig(steps=200), lr=[1e-2, 3e-3, 1e-3])
+        >>> results = train_population(lambda seed: make_mlp(2, 2, 1, 16), data, configs=configs, seeds=[0, 1, 2])
+        >>> [r.metrics["val_acc"] > 0.5 for r in results]
+        [True, True, True]
+    """
+    check_task(task)
+    if callable(models) and not isinstance(models, nn.Module):
+        if seeds is None:
+            raise ValueError("a model builder needs seeds: train_population(build, data, seeds=[...])")
+        built = []
+        for seed in seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                built.append(models(seed))
+        models = built
+    models = list(models)
+    k_all = len(models)
+    if k_all == 0:
+        raise ValueError("an empty population: give at least one model")
+    seeds = list(range(k_all)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != k_all:
+        raise ValueError(f"{len(seeds)} seeds for {k_all} models")
+    configs = _check_configs(configs, k_all)
+    config = configs[0]
+    signature = _module_signature(models[0])
+    for i, m in enumerate(models[1:], 1):
+        if _module_signature(m) != signature:
+            diff = next((a, b) for a, b in zip(signature, _module_signature(m)) if a != b) if len(signature) == len(_module_signature(m)) else "module count"
+            raise ValueError(f"model {i} differs in architecture from model 0: {diff}")
+
+    device = next((p.device for p in models[0].parameters()), torch.device("cpu"))
+    t = {key: v.to(device) for key, v in as_tensors(data, task).items()}
+    n = t["X_train"].shape[0]
+
+    # Stacked state: trainable parameters (K, ...), frozen parameters and buffers (K, ...).
+    base, scalars = _functional_base(models[0])
+    trainable_ids = [{id(p) for p in trainable_parameters(m, config.train_activations)} for m in models]
+    named = [dict(m.named_parameters()) for m in models]
+    names = list(named[0])
+    train_names = [nm for nm in names if id(named[0][nm]) in trainable_ids[0]]
+    frozen_names = [nm for nm in names if nm not in train_names]
+    params = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in train_names}
+    fixed = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in frozen_names}
+    buffers = [dict(m.named_buffers()) for m in models]
+    fixed.update({nm: _stack([buffers[i][nm] for i in range(k_all)]) for nm in buffers[0]})
+    dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
+    for key, (module_name, attr) in scalars.items():
+        fixed[key] = torch.tensor([float(getattr(m.get_submodule(module_name), attr)) for m in models], dtype=dtype, device=device)
+
+    fixed_all = dict(fixed)  # frozen during training: kept for the final evaluation
+    params = {nm: p.requires_grad_() for nm, p in params.items()}
+
+    plan = _stacked_plan(base)
+    if plan is not None:  # an MLP: batched matmuls, no vmap
+
+        def batched_forward(p, f, x):
+            return _run_plan(plan, {**p, **f}, x)
+
+        def shared_forward(p, f, x):
+            k = next(iter(p.values())).shape[0] if p else next(iter(f.values())).shape[0]
+            return _run_plan(plan, {**p, **f}, x.expand(k, *x.shape))
+
+    else:
+
+        def forward(p, f, x):
+            return functional_call(base, {**p, **f}, (x,))
+
+        batched_forward = vmap(forward, in_dims=(0, 0, 0))
+        shared_forward = vmap(forward, in_dims=(0, 0, None))
+    if plan is not None and task == "classification":
+
+        def batched_loss(out, y):  # task_loss per model: the mean cross-entropy over its batch
+            return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
+
+    else:
+        batched_loss = vmap(lambda out, y: task_loss(task, out, y))
+    opt = config.optimizer
+    moments = {nm: torch.zeros_like(p) for nm, p in params.items()}
+    squares = {nm: torch.zeros_like(p) for nm, p in params.items()} if opt != "sgd" else {}
+
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    full_batch = config.batch_size is None or config.batch_size >= n
+    alive = list(range(k_all))  # original indices of the models still training, in stack order
+    best_val = [-math.inf] * k_all
+    best_step = [0] * k_all
+    since_best = [0] * k_all
+    curves: list[list[dict]] = [[] for _ in range(k_all)]
+    steps_to_target: list[int | None] = [None] * k_all
+    best = {nm: p.detach().clone() for nm, p in params.items()}
+    last_params = {nm: p.detach().clone() for nm, p in params.items()}
+
+    step = 0
+    while step < config.steps and alive:
+        # One block of steps up to the next evaluation. Every model draws its minibatch indices
+        # for the block from its own generator: the same stream as train_model's per-step draws.
+        first = last = step + 1
+        while not _evaluate_at(last, config):
+            last += 1
+        block = last - first + 1
+        if not full_batch:
+            draws = torch.stack([torch.randint(n, (block, config.batch_size), generator=gens[i]) for i in alive]).to(device)
+        scalars = _OptimizerScalars([configs[i] for i in alive], dtype, device)
+        for j in range(block):
+            step = first + j
+            with torch.enable_grad():
+                if full_batch:
+                    out = shared_forward(params, fixed, t["X_train"])
+                    yb = t["y_train"].expand(len(alive), *t["y_train"].shape)
+                else:
+                    rows = draws[:, j]
+                    out = batched_forward(params, fixed, t["X_train"][rows])
+                    yb = t["y_train"][rows]
+                losses = batched_loss(out, yb)
+                grads = torch.autograd.grad(losses.sum(), list(params.values())) if params else []
+            hp = scalars.at(step)
+            with torch.no_grad():
+                for (nm, p), g in zip(params.items(), grads):
+                    _optimizer_step(opt, p, g, moments[nm], squares.get(nm), hp, step)
+        # Evaluate every model still training (``last`` is an evaluation step of train_model).
+        metrics = _evaluate(shared_forward, params, fixed, t, task, eval_rows)
+        train_losses = losses.detach().tolist()
+        stop_local: set[int] = set()
+        improved_local: list[int] = []
+        for j, i in enumerate(alive):
+            row = {"step": step, "train_loss": train_losses[j]}
+            for split in ("train", "val", "test"):
+                row[f"{split}_acc"] = metrics[split][1][j]
+            curves[i].append(row)
+            if on_eval is not None:
+                on_eval(i, row)
+            target = configs[i].target_accuracy
+            if steps_to_target[i] is None and target is not None and row["test_acc"] >= target:
+                steps_to_target[i] = step
+            if row["val_acc"] > best_val[i]:
+                best_val[i], best_step[i], since_best[i] = row["val_acc"], step, 0
+                improved_local.append(j)
+            else:
+                since_best[i] += 1
+                if config.patience is not None and since_best[i] >= config.patience:
+                    stop_local.add(j)
+                    continue
+            if not math.isfinite(row["train_loss"]):
+                log.warning("model %d diverged at step %d (loss %s); keeping step %d", i, step, row["train_loss"], best_step[i])
+                stop_local.add(j)
+        _store(best, params, improved_local, [alive[j] for j in improved_local], device)
+        if stop_local:  # drop the stopped models from the batch, keeping their last weights
+            gone = sorted(stop_local)
+            _store(last_params, params, gone, [alive[j] for j in gone], device)
+            keep = [j for j in range(len(alive)) if j not in stop_local]
+            alive = [alive[j] for j in keep]
+            sel = torch.tensor(keep, device=device, dtype=torch.long)
+            params = {nm: p.detach().index_select(0, sel).requires_grad_() for nm, p in params.items()}
+            fixed = {nm: f.index_select(0, sel) for nm, f in fixed.items()}
+            moments = {nm: s.index_select(0, sel) for nm, s in moments.items()}
+            squares = {nm: s.index_select(0, sel) for nm, s in squares.items()}
+
+    # Restore every model's kept checkpoint (its initial weights if it never improved), or its last
+    # weights when ``keep_best`` is off, and report the metrics of that checkpoint, as train_model.
+    _store(last_params, params, list(range(len(alive))), alive, device)
+    with torch.no_grad():
+        for i in range(k_all):
+            if not config.keep_best:
+                best_step[i] = curves[i][-1]["step"]
+                source = last_params
+            elif best_step[i] > 0:
+                source = best
+            else:
+                continue
+            for nm in train_names:
+                named[i][nm].copy_(source[nm][i])
+    final_params = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in train_names}
+    final = _evaluate(shared_forward, final_params, fixed_all, t, task, eval_rows)
+    results = []
+    for i, m in enumerate(models):
+        m.eval()
+        metrics = {}
+        for split in ("train", "val", "test"):
+            metrics[f"{split}_loss"], metrics[f"{split}_acc"] = final[split][0][i], final[split][1][i]
+        results.append(TrainResult(model=m, best_step=best_step[i], metrics=metrics, curve=curves[i], steps_to_target=steps_to_target[i]))
+    return results
+
+
+@torch.no_grad()
+def _evaluate(shared_forward, params, fixed, t, task, eval_rows) -> dict[str, tuple[list[float], list[float]]]:
+    """Per-model (loss, accuracy) on each split, in chunks: ``{split: (losses, accs)}``."""
+    k = next(iter(params.values())).shape[0] if params else next(iter(fixed.values())).shape[0]
+    chunk = max(256, eval_rows // max(1, k))
+    out = {}
+    for split in ("train", "val", "test"):
+        X, y = t[f"X_{split}"], t[f"y_{split}"]
+        n = X.shape[0]
+        if n == 0:
+            out[split] = ([math.nan] * k, [math.nan] * k)
+            continue
+        loss_sum = torch.zeros(k, dtype=torch.float64, device=X.device)
+        acc_sum = torch.zeros(k, dtype=torch.float64, device=X.device)
+        for start in range(0, n, chunk):
+            xb, yb = X[start : start + chunk], y[start : start + chunk]
+            o = shared_forward(params, fixed, xb)
+            loss_sum += vmap(lambda oo: task_loss(task, oo, yb))(o).double() * xb.shape[0]
+            acc_sum += vmap(lambda oo: task_accuracy(task, oo, yb))(o).double() * xb.shape[0]
+        out[split] = ((loss_sum / n).tolist(), (acc_sum / n).tolist())
+    return out
