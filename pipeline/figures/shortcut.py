@@ -36,7 +36,7 @@ def test_accuracy_bars(ax, entries: Mapping[str, dict], tiles: tuple[str, str] =
     ax.set_xticks(xs, [f"{tiles[0]}-predictive\ntest set", f"{tiles[1]}-predictive\ntest set"], fontsize=7)
     ax.set_ylim(0.4, 1.02)
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=5.5, loc="lower right")
+    ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 
 
 def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]], models: Sequence[str] = ("relu", "af_mnist", "af_cifar"),
@@ -59,14 +59,14 @@ def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]], models: Seq
     ax.set_xlabel("training steps")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0.4, 1.02)
-    ax.legend(fontsize=5.5, loc="center right")
+    ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 
 
 def shortcut_learning(entries: Mapping[str, dict], curves: Mapping[str, Sequence[Sequence[dict]]], data_label: str = "",
                       tiles: tuple[str, str] = ("MNIST", "CIFAR")):
     """Paper Fig. 9: the bars (left) and the trajectories (right) in one figure; ``data_label``
     names the collages' data (e.g. ``mnist_cifar`` or ``bundled_digits``)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.1), gridspec_kw={"width_ratios": [1, 1.25]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.6), gridspec_kw={"width_ratios": [1, 1.25]})
     test_accuracy_bars(left, entries, tiles)
     trajectories(right, curves)
     left.set_title("final accuracy (checkpoint of best held-out accuracy)", fontsize=7.5)

@@ -260,9 +260,11 @@ def learn_image_activation(
 
 
 def train_config(train: dict, lr: float, **overrides: Any) -> TrainConfig:
-    return TrainConfig(steps=train["steps"], batch_size=train["batch_size"], optimizer="adamw", lr=lr,
-                       weight_decay=train["weight_decay"], eval_every=train["eval_every"],
-                       patience=train["patience"], **overrides)
+    """AdamW training from a params ``train`` block (``patience`` optional: none = the whole budget)."""
+    options = {"steps": train["steps"], "batch_size": train["batch_size"], "optimizer": "adamw", "lr": lr,
+               "weight_decay": train["weight_decay"], "eval_every": train["eval_every"],
+               "patience": train.get("patience")}
+    return TrainConfig(**{**options, **overrides})
 
 
 def activation_from_specs(name: str, specs: list[dict] | None) -> str | list[SplineActivation]:

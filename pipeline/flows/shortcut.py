@@ -151,7 +151,8 @@ def train_unit(model: str, spec: dict | None, seed: int, params: dict, data_cfg:
     def also_cifar(row: dict) -> None:  # the curve's test_acc is the MNIST-predictive set
         row["test_acc_cifar"] = evaluate_model(net, Xc, yc, "classification")[1]
 
-    cfg = train_config(params["train"], params["train"]["lr"], patience=None)
+    # no patience: the whole trajectory, with dense early evaluations (the early dynamics on a log axis)
+    cfg = train_config(params["train"], params["train"]["lr"], dense_early_evals=True)
     result = train_model(net, view, "classification", cfg, seed, on_eval=also_cifar)
     curve = [{"step": r["step"], "train_acc": r["train_acc"], "val_acc": r["val_acc"], "test_acc_mnist": r["test_acc"],
               "test_acc_cifar": r["test_acc_cifar"]} for r in result.curve]

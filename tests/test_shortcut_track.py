@@ -1,0 +1,110 @@
+"""The shortcut-learning track (paper Sec. 3.4) on tiny bundled collages: the units produce
+test_acc_mnist / test_acc_cifar and trajectories of both, upper bounds see only their tile, the
+figure is written, bad names are rejected."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.flows import shortcut
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"depth": 2, "width": 16},
+    "train": {"batch_size": 64, "lr": 0.003, "weight_decay": 0.0, "eval_every": 10, "held_out": 0.1, "steps": 30},
+    "meta": {"truncation": 3, "episodes_per_step": 1, "inner_lr": 0.01, "inner_batch_size": 64, "episode_size": 100,
+             "outer_lr": 0.01, "init": "zeros", "n_knots": 49, "interval": [-4.8, 4.8], "n_max": 3, "width": 16},
+    "tv": {"n_paths": 8, "n_points": 10},
+    "collage_data": "auto", "data_source": "offline", "n_train": 200, "n_val": 60, "n_test": 80,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PIPELINE_DATA_CACHE", str(tmp_path_factory.mktemp("prepared")))
+    mp.delenv("PIPELINE_DATA_MIRROR", raising=False)
+    torch.set_num_threads(1)
+    try:
+        learned = {m: shortcut.metalearn_unit.fn(m, TINY, None) for m in shortcut.LEARNED}
+        runs = [shortcut.train_unit.fn(m, learned[m]["spec"] if m in learned else None, seed, TINY, None)
+                for m in shortcut.MODELS for seed in (0, 1)]
+        yield learned, runs
+    finally:
+        mp.undo()
+
+
+def test_without_a_mirror_the_collages_come_from_bundled_digits_and_say_so(tiny):
+    learned, runs = tiny
+    assert {r["data"] for r in runs} == {"bundled_digits"}
+    assert learned["af_cifar"]["data"] == "bundled_digits"
+    assert "V = val_complex" in learned["af_cifar"]["spec"]["trained_on"]
+
+
+def test_units_produce_accuracy_on_both_unambiguous_test_sets(tiny):
+    _, runs = tiny
+    metrics = shortcut.summarise(runs)
+    assert list(metrics) == ["collages/bundled_digits"]
+    entries = metrics["collages/bundled_digits"]
+    assert set(entries) == set(shortcut.MODELS)
+    for entry in entries.values():
+        assert {"test_acc_mnist", "test_acc_cifar", "test_acc_mnist_std", "test_acc_cifar_std", "n_seeds", "tv"} <= set(entry)
+        assert "test_acc" not in entry and entry["n_seeds"] == 2
+        assert 0 <= entry["test_acc_mnist"] <= 1 and 0 <= entry["test_acc_cifar"] <= 1
+    for run in runs:  # the trajectory of both test sets, over the whole budget
+        assert run["curve"][-1]["step"] == TINY["train"]["steps"]
+        assert {"step", "test_acc_mnist", "test_acc_cifar"} <= set(run["curve"][0])
+    json.dumps(metrics)
+
+
+def test_upper_bound_views_keep_only_their_tile(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path))
+    data = shortcut.load_collages(TINY, None, seed=0)
+    X, y = data.splits["train"]
+    s = data.meta["tile_size"]
+    for model, kept in (("relu_upper_bound_mnist", "simple"), ("relu_upper_bound_cifar", "complex")):
+        view = shortcut.training_view(data, model, 0.1, seed=0)
+        top, bottom = (view.X_train[:, : s * s], view.X_train[:, s * s:])
+        orig_top, orig_bottom = X[: len(view.X_train), : s * s], X[: len(view.X_train), s * s:]
+        assert np.array_equal(top if kept == "simple" else bottom, orig_top if kept == "simple" else orig_bottom)
+        assert not np.array_equal(bottom if kept == "simple" else top, orig_bottom if kept == "simple" else orig_top)
+        assert len(view.X_val) == 20 and np.array_equal(view.y_train, y[:180])
+    ambiguous = shortcut.training_view(data, "relu", 0.1, seed=0)
+    assert np.array_equal(ambiguous.X_train, X[:180])
+
+
+def test_bad_names_are_rejected():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["shortcut"]
+    shortcut.check_names(section, "params.yaml: shortcut")
+    for edit, needle in [
+        (lambda s: s["profiles"]["quick"].update(models=["relu", "af_svhn"]), "'af_svhn'"),
+        (lambda s: s["profiles"]["quick"].update(seeds=[]), "seeds"),
+        (lambda s: s["train"].update(held_out=1.5), "held_out"),
+    ]:
+        bad = copy.deepcopy(section)
+        edit(bad)
+        with pytest.raises(ValueError, match=needle):
+            shortcut.check_names(bad, "params.yaml: shortcut")
+
+
+def test_figure_is_written(tiny, tmp_path):
+    from pipeline.figures.shortcut import report_section, shortcut_learning
+    from pipeline.figures.style import save_figure
+
+    _, runs = tiny
+    entries = shortcut.summarise(runs)["collages/bundled_digits"]
+    curves = {}
+    for run in runs:
+        curves.setdefault(run["model"], []).append(run["curve"])
+    path = save_figure(shortcut_learning(entries, curves, "bundled_digits"), tmp_path / "fig9.png")
+    assert path.stat().st_size > 5000
+    text = "\n".join(report_section({"collages/bundled_digits": entries}, {"chance": 0.5}))
+    assert "AF-cifar on the CIFAR-predictive set" in text and "points over ReLU" in text
