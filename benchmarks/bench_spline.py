@@ -1,0 +1,151 @@
+"""Spline activation versus ReLU: the activation alone and a whole training step.
+
+    .venv/bin/python benchmarks/bench_spline.py [--threads 1] [--repeats 15] [--device cpu]
+
+Cases, measured side by side in one process (interleaved repetitions, medians):
+
+- the activation alone: forward + backward on a 512 x 256 tensor, for ReLU, the spline kernel
+  with trainable values, the spline kernel with frozen values (``requires_grad=False``), and the
+  straightforward spline (bucketize + gather + lerp under autograd, ``spline_eval_reference``);
+- a training step (forward, backward, AdamW step) of a 4 x 256 MLP at batch 512, with ReLU, with
+  one shared SplineActivation whose values are excluded from the optimiser but still require a
+  gradient (what ``pipeline.fit.train.train_model`` does with a frozen AF), with the values frozen
+  (``requires_grad=False``), and with the straightforward spline.
+
+Prints a table of medians and ratios to ReLU and writes ``reports/benchmarks/spline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+from torch import nn
+
+from _common import environment, interleaved, table, write_json
+from pipeline.nn import SplineActivation, make_mlp
+from pipeline.nn.spline import spline_eval_reference
+
+ACCEPT_STEP_RATIO = 1.3
+
+
+class ReferenceSpline(nn.Module):
+    """The straightforward spline: bucketize + gather + lerp, differentiated by autograd."""
+
+    def __init__(self, act: SplineActivation):
+        super().__init__()
+        self.act = act
+
+    def forward(self, x):
+        return spline_eval_reference(x, self.act.values, self.act.interval, self.act.extrapolation)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def activation_cases(device, n=512, width=256):
+    gen = torch.Generator().manual_seed(0)
+    x = (2 * torch.randn(n, width, generator=gen)).to(device)
+    grad = torch.randn(n, width, generator=gen).to(device)
+    relu = nn.ReLU()
+    trainable = SplineActivation(init="relu").to(device)
+    frozen = SplineActivation(init="relu").to(device)
+    frozen.values.requires_grad_(False)
+    reference = ReferenceSpline(SplineActivation(init="relu").to(device))
+
+    def case(module):
+        def run():
+            xx = x.detach().requires_grad_()
+            module(xx).backward(grad)
+            _sync(device)
+
+        return run
+
+    return {
+        "relu": case(relu),
+        "spline": case(trainable),
+        "spline_frozen": case(frozen),
+        "spline_reference": case(reference),
+    }
+
+
+def step_cases(device, batch=512, width=256, depth=4, d_in=256, n_classes=10):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(batch, d_in, generator=gen).to(device)
+    y = torch.randint(n_classes, (batch,), generator=gen).to(device)
+
+    def setup(activation):
+        torch.manual_seed(0)
+        model = make_mlp(d_in, n_classes, depth, width, activation=activation).to(device)
+        frozen_ids = {id(m.values) for m in model.modules() if isinstance(m, SplineActivation)}
+        opt = torch.optim.AdamW([p for p in model.parameters() if id(p) not in frozen_ids], lr=1e-3)
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(X), y).backward()
+            opt.step()
+            _sync(device)
+
+        return run
+
+    frozen = SplineActivation(init="relu")
+    frozen.values.requires_grad_(False)
+    return {
+        "relu": setup("relu"),
+        "spline": setup(SplineActivation(init="relu")),
+        "spline_frozen": setup(frozen),
+        "spline_reference": setup(ReferenceSpline(SplineActivation(init="relu"))),
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=None, help="folder for the JSON (default reports/benchmarks)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    results = {}
+    for group, cases, inner in (("activation", activation_cases(device), 10), ("train_step", step_cases(device), 3)):
+        timed = interleaved(cases, repeats=args.repeats, inner=inner)
+        base = timed["relu"]["median_s"]
+        for name, t in timed.items():
+            t["ratio_to_relu"] = t["median_s"] / base
+        results[group] = timed
+
+    rows = [
+        [group, name, t["median_s"] * 1e3, f"{t['ratio_to_relu']:.2f}x"]
+        for group, timed in results.items()
+        for name, t in timed.items()
+    ]
+    print(f"spline activation vs ReLU ({device}, {torch.get_num_threads()} thread(s), medians of {args.repeats} interleaved rounds)")
+    print(table(rows, ["benchmark", "case", "ms", "vs ReLU"]))
+    step_ratio = results["train_step"]["spline"]["ratio_to_relu"]
+    frozen_ratio = results["train_step"]["spline_frozen"]["ratio_to_relu"]
+    verdict = "met" if step_ratio <= ACCEPT_STEP_RATIO else "NOT met"
+    print(
+        f"acceptance (training step <= {ACCEPT_STEP_RATIO}x ReLU): {verdict} "
+        f"({step_ratio:.2f}x with values requiring grad, {frozen_ratio:.2f}x frozen)"
+    )
+    payload = {
+        "benchmark": "spline",
+        "settings": {"activation_shape": [512, 256], "mlp": "4 x 256, d_in 256, 10 classes, AdamW", "batch": 512,
+                     "threads": torch.get_num_threads(), "device": str(device), "repeats": args.repeats},
+        "environment": environment(),
+        "results": results,
+        "acceptance": {"train_step_ratio_max": ACCEPT_STEP_RATIO, "train_step_ratio": step_ratio,
+                       "train_step_ratio_frozen": frozen_ratio, "met": step_ratio <= ACCEPT_STEP_RATIO},
+    }
+    path = write_json("spline", payload, args.out)
+    print(f"wrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
