@@ -91,6 +91,11 @@ SCHEMA = {
 
 _OPENML_NAME = re.compile(r"^openml:\d+$")
 
+# The library code in each unit's cache key (with its inputs and its own source): an edit elsewhere
+# in the project (another track) leaves the tabular results cached.
+DATA_CODE = ("pipeline.data", "pipeline.flows.tabular")
+MODEL_CODE = DATA_CODE + ("pipeline.nn", "pipeline.meta", "pipeline.fit", "pipeline.complexity")
+
 
 # ------------------------------------------------------------------------------------ params
 def check_names(section: dict, where: str) -> None:
@@ -222,7 +227,7 @@ def _threads(data: dict) -> None:
     torch.set_num_threads(max(1, int(data.get("torch_threads", 1))))
 
 
-@unit_task(task_run_name="prepare-{dataset}-s{seed}")
+@unit_task(task_run_name="prepare-{dataset}-s{seed}", code=DATA_CODE)
 def prepare_unit(dataset: str, seed: int, data: dict) -> dict:
     """Prepare one dataset and seed (both feature sets); ``available: False`` with the source's
     message when it cannot be served."""
@@ -317,7 +322,7 @@ def needed_variants(params: dict) -> list[str]:
     return [v for v in META_VARIANTS if v in set(variants)]
 
 
-@unit_task(task_run_name="metalearn-{dataset}-{variant}-s{seed}")
+@unit_task(task_run_name="metalearn-{dataset}-{variant}-s{seed}", code=MODEL_CODE)
 def metalearn_unit(dataset: str, seed: int, variant: str, data: dict, meta: dict) -> dict:
     """Algorithm 1 on one training split for one variant; returns the learned activations (JSON
     forms) and a compact history."""
@@ -439,7 +444,7 @@ def train_config_row(family: str, config: dict, learned: dict | None, data, trai
     return fit_network(model, data, train_config(train, finetune), seed, tv=train["tv"], snapshots=snapshots)
 
 
-@unit_task(task_run_name="train-{dataset}-{family}-s{seed}-{tag}")
+@unit_task(task_run_name="train-{dataset}-{family}-s{seed}-{tag}", code=MODEL_CODE)
 def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learned: dict, data: dict, train: dict,
                 tag: str = "search") -> dict:
     """Train every config of one family on one dataset and seed (``learned``: the variants'
@@ -455,7 +460,7 @@ def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learn
     return {"rows": rows}
 
 
-@unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}")
+@unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}", code=MODEL_CODE)
 def baseline_unit(dataset: str, seed: int, model: str, data: dict, options: dict, tv: dict) -> dict:
     """One baseline's search on one dataset and seed, with the total variation of its class
     probabilities along the same paths as the networks' (network feature space, mapped to raw
@@ -702,7 +707,7 @@ def _slice_points(n: int, seed: int) -> list[int]:
     return rng.choice(n, size=5, replace=False).tolist()
 
 
-@unit_task(task_run_name="views-{dataset}-s{seed}")
+@unit_task(task_run_name="views-{dataset}-s{seed}", code=MODEL_CODE)
 def views_unit(dataset: str, seed: int, selected: dict, learned: dict, data_ctx: dict, train: dict, xgboost: dict,
                landscape: dict) -> dict:
     """Fig. 7 on one dataset and seed: retrain the selected config of each network family with its
