@@ -15,9 +15,10 @@ Value tables: one shared table ``(n,)``; one per feature ``(d, n)`` (the last ax
 for a population of ``K`` stacked models (:func:`spline_eval_stacked`), ``(K, n)`` or
 ``(K, d, n)`` with the models on the first axis of ``x``.
 
-``torch.compile`` was measured and is not used: on CPU its generated gather loop was slower than
-eager ``index_select`` (the whole forward 1.5x slower in isolation, ~4 % faster inside a training
-step, at 8-30 s of compilation per shape).
+``torch.compile`` was measured on CPU and is not used: a compiled forward (one fused loop) ran no
+faster than this eager one in isolation (its scalar gather loop is slower than ``index_select``)
+and about 4 % faster inside a training step, for 6-30 s of compilation per process; its
+``scatter_add`` would not be deterministic across threads.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def _spline_forward(
 def _save(ctx, x, values, knots, slope, idx, offset):
     if ctx.needs_input_grad[1]:
         # x and values for the differentiable (create_graph) backward; idx and offset for the
-        # fast values-gradient.
-        ctx.save_for_backward(x, values, knots, slope, idx, offset)
+        # fast values-gradient; the slope only if x needs a gradient (not for an IAF on data).
+        ctx.save_for_backward(x, values, knots, slope if ctx.needs_input_grad[0] else None, idx, offset)
     else:
         # Frozen values: dy/dx is piecewise constant, so grad_x = grad_y * slope is exact to
         # every order of regular autograd and nothing else is needed.
