@@ -190,3 +190,42 @@ def build_report(reports_dir: str | Path = "reports") -> str:
         for fig in sorted((root / "figures" / track).glob("*.png")):
             out += [f"![{fig.stem}](figures/{track}/{fig.name})", "", f"*{caption_for(fig)}*", ""]
     return "\n".join(out)
+
+
+def headline(reports_dir: str | Path = "reports") -> dict:
+    """The few numbers ``dvc metrics show`` prints: per track, each model's test accuracy averaged
+    over the datasets (shortcut: on each unambiguous test set); for the algorithmic track the
+    median steps to 95 % of ReLU and the learned AF per task, their ratio, and the transfer column
+    means. The full per-dataset metrics stay in ``reports/metrics/<track>.json``."""
+    root = Path(reports_dir) / "metrics"
+    out: dict = {}
+    for track in ("tabular", "images", "shortcut"):
+        path = root / f"{track}.json"
+        if not path.is_file():
+            continue
+        groups: dict[str, dict[str, dict[str, list[float]]]] = {}  # task kind -> model -> metric -> values
+        for dataset, models in json.loads(path.read_text()).items():
+            kind = dataset.split("/")[1] if "/" in dataset else "all"  # images: <name>/classification
+            for model, values in models.items():
+                for key in ("test_acc", "test_acc_mnist", "test_acc_cifar"):
+                    if isinstance(values, dict) and isinstance(values.get(key), (int, float)):
+                        groups.setdefault(kind, {}).setdefault(model, {}).setdefault(key, []).append(values[key])
+        summary = {kind: {model: {f"mean_{k}": round(sum(v) / len(v), 4) for k, v in keys.items()}
+                          for model, keys in sorted(per_model.items())} for kind, per_model in groups.items()}
+        out[track] = summary.get("all", summary) if list(summary) == ["all"] else summary
+    path = root / "algorithmic.json"
+    if path.is_file():
+        metrics = json.loads(path.read_text())
+        track: dict = {}
+        for task, models in metrics.items():
+            if task == "transfer":
+                track["transfer_column_mean"] = {k: None if v is None else round(v, 1)
+                                                 for k, v in models["column_mean"].items()}
+                continue
+            relu, af = models.get("relu", {}).get("steps_to_95"), models.get("af", {}).get("steps_to_95")
+            controls = [v["steps_to_95"] for m, v in models.items() if m not in ("af", "relu") and v["steps_to_95"]]
+            track[task] = {"steps_to_95_relu": relu, "steps_to_95_af": af,
+                           "relu_over_af": round(relu / af, 2) if relu and af else None,
+                           "best_control_over_af": round(min(controls) / af, 2) if controls and af else None}
+        out["algorithmic"] = track
+    return out
