@@ -813,12 +813,6 @@ def complexity_flow(params: dict, datasets_path: str, learned_path: str, runs_pa
     return {"dataset": dataset}
 
 
-__all__ = [
-    "MODEL_KEYS", "PROFILES", "SCHEMA", "check_names", "complexity_flow", "metalearn_flow", "prepare_flow",
-    "resolve_params", "summarise", "summary_tables", "train_flow",
-]
-
-
 def load_learned(path: str | Path, dataset: str, seed: int, variant: str) -> dict:
     """The learned activations of one variant (JSON forms) from ``learned.json``; a convenience
     for notebooks: ``iaf_from_dict(load_learned(p, "electricity", 0, "iaf_relu")["iaf"])``."""
@@ -829,3 +823,7 @@ def load_learned(path: str | Path, dataset: str, seed: int, variant: str) -> dic
         raise ValueError(f"{path}: no learned activations for {dataset!r} seed {seed} variant {variant!r}") from None
 
 
+__all__ = [
+    "MODEL_KEYS", "PROFILES", "SCHEMA", "check_names", "complexity_flow", "load_learned", "metalearn_flow",
+    "prepare_flow", "resolve_params", "summarise", "summary_tables", "train_flow",
+]
