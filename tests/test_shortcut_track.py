@@ -107,4 +107,4 @@ def test_figure_is_written(tiny, tmp_path):
     path = save_figure(shortcut_learning(entries, curves, "bundled_digits"), tmp_path / "fig9.png")
     assert path.stat().st_size > 5000
     text = "\n".join(report_section({"collages/bundled_digits": entries}, {"chance": 0.5}))
-    assert "AF-cifar on the CIFAR-predictive set" in text and "points over ReLU" in text
+    assert "AF-cifar on the CIFAR-predictive set" in text and "points vs ReLU" in text

@@ -111,7 +111,7 @@ def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | 
                          f"({100 * (relu['test_acc_cifar'] - chance):+.1f} points from chance).")
         if relu and af_c:
             lines.append(f"- AF-cifar on the CIFAR-predictive set: {pct(af_c['test_acc_cifar'])} % "
-                         f"({100 * (af_c['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points over ReLU).")
+                         f"({100 * (af_c['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points vs ReLU).")
         if af_m:
             lines.append(f"- AF-mnist on the MNIST-predictive set: {pct(af_m['test_acc_mnist'])} %.")
         ub = entries.get("relu_upper_bound_cifar")
