@@ -209,8 +209,9 @@ def code_fingerprint() -> str:
 
 
 def default_source() -> Source:
-    """The mirror at ``$PIPELINE_DATA_MIRROR`` when set, else OpenML."""
-    return MirrorSource() if os.environ.get(MIRROR_ENV) else OpenMLSource()
+    """The mirror at ``$PIPELINE_DATA_MIRROR`` when set, else the OpenML cache, offline (asking
+    for an online dataset is explicit: ``OpenMLSource()`` or ``data.source: openml``)."""
+    return MirrorSource() if os.environ.get(MIRROR_ENV) else OpenMLSource(offline=True)
 
 
 def default_cache_dir() -> Path:

@@ -353,12 +353,16 @@ class OpenMLSource:
         cache_dir: the OpenML cache root (it holds ``org/openml/www/datasets/<id>/...``).
         n_retries: connection attempts of the client (default 1).
         probe_timeout: seconds allowed for the reachability probe; ``0`` disables the probe.
+        offline: serve only what the cache holds and never touch the network (the default source
+            when no source and no mirror are configured: the pipeline reaches the network only
+            when a user asks for an online dataset with ``data.source: openml``).
     """
 
     kind = "openml"
 
     def __init__(
-        self, cache_dir: str | Path | None = None, n_retries: int = 1, probe_timeout: float = 3.0
+        self, cache_dir: str | Path | None = None, n_retries: int = 1, probe_timeout: float = 3.0,
+        offline: bool = False,
     ):
         if not isinstance(n_retries, int) or n_retries < 1:
             raise ValueError(f"n_retries={n_retries!r} must be an int >= 1")
@@ -367,6 +371,7 @@ class OpenMLSource:
         self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
         self.n_retries = n_retries
         self.probe_timeout = float(probe_timeout)
+        self.offline = bool(offline)
         self._datasets: dict[int, Any] = {}
 
     def __repr__(self) -> str:
@@ -439,6 +444,12 @@ class OpenMLSource:
             (did_dir / f"dataset_{spec.openml_id}.pq").is_file()
             or (did_dir / "dataset.arff").is_file()
         )
+        if not cached and self.offline:
+            raise DatasetUnavailable(
+                f"dataset {label} is not in the OpenML cache ({openml.config.get_cache_directory()}) and no "
+                "online source was asked for; fix: set data.mirror: PATH (or $PIPELINE_DATA_MIRROR) to an "
+                "offline mirror, or data.source: openml to download it"
+            )
         if not cached:
             self._probe(openml, label)
         import requests
@@ -729,7 +740,7 @@ def source_from_config(cfg: Mapping[str, Any] | None) -> Source:
     """The source a ``params.yaml`` ``data`` section selects.
 
     Keys: ``source`` (``openml`` | ``mirror`` | ``files``; default ``mirror`` when a mirror is
-    given or ``$PIPELINE_DATA_MIRROR`` is set, else ``openml``), ``mirror`` (folder),
+    given or ``$PIPELINE_DATA_MIRROR`` is set, else the OpenML cache without network access), ``mirror`` (folder),
     ``openml_cache`` (folder; default ``$OPENML_CACHE_DIR``), ``files`` (``{name: entry}``, see
     :class:`CatalogSource`). Unrelated keys are ignored.
 
@@ -740,7 +751,9 @@ def source_from_config(cfg: Mapping[str, Any] | None) -> Source:
     cfg = dict(cfg or {})
     kind = cfg.get("source")
     if kind is None:
-        kind = "mirror" if (cfg.get("mirror") or os.environ.get(MIRROR_ENV)) else "openml"
+        if not (cfg.get("mirror") or os.environ.get(MIRROR_ENV)):
+            return OpenMLSource(cache_dir=cfg.get("openml_cache"), offline=True)
+        kind = "mirror"
     if kind == "mirror":
         return MirrorSource(cfg.get("mirror"))
     if kind == "openml":
