@@ -6,8 +6,9 @@ Both sides run the real training functions on the same models, data, seeds and p
 rates / weight decays: ``train_population`` once, and ``train_model`` once per model. Work is
 identical (same steps, same evaluations; patience off so that every model runs every step).
 Reports model-steps per second and the ratio, for a ReLU MLP and for an MLP whose shared spline AF
-differs per model (one learned activation per model, as in the paper's grids), and checks that the
-two give the same weights. Timings are medians of interleaved repetitions in one process.
+differs per model (one learned activation per model, as in the paper's grids), and the largest
+weight difference between the two. Timings are medians of interleaved repetitions in one process
+(each repetition is a whole training run; copying the models is not timed).
 Writes ``reports/benchmarks/population.json``.
 """
 
@@ -59,11 +60,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--k", type=int, default=32, help="models in the population (default 32)")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--depth", type=int, default=2, help="hidden layers (default 2: the tabular track's MLP)")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--activations", nargs="+", default=["relu", "spline"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after one warm-up round")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -107,7 +108,9 @@ def main(argv=None) -> dict:
                          f"{ratio:.2f}x", f"{max_diff:.1e}"])
             print(f"  {activation} width {width}: loop {timed['loop']['median_s']:.2f} s, population {timed['population']['median_s']:.2f} s", flush=True)
     print(f"population of K={args.k} MLPs (depth {args.depth}, batch {args.batch_size}, {args.steps} steps, AdamW, per-model lr/wd) vs a loop of train_model; {torch.get_num_threads()} thread(s), medians of {args.repeats}")
-    print(table(rows, ["activation", "width", "loop model-steps/s", "population model-steps/s", "speedup", "max |w diff|"]))
+    print(table(rows, ["activation", "width", "loop model-steps/s", "population model-steps/s", "speedup", "max |w diff| (float32)"]))
+    print("(float32 weight differences come from Adam amplifying last-bit differences between batched and single\n"
+          " matmuls over the steps; in float64 the two agree to 1e-10: tests/test_population.py)")
     key = f"relu_w{64}" if "relu_w64" in results else next(iter(results))
     met = results[key]["speedup"] >= ACCEPT_RATIO
     print(f"acceptance (K=32 width-64 throughput >= {ACCEPT_RATIO}x the loop): {'met' if met else 'NOT met'} ({results[key]['speedup']:.2f}x, {key})")

@@ -1,6 +1,6 @@
 """Spline activation versus ReLU: the activation alone and a whole training step.
 
-    .venv/bin/python benchmarks/bench_spline.py [--threads 1] [--repeats 15] [--device cpu]
+    .venv/bin/python benchmarks/bench_spline.py [--threads 1] [--repeats 15] [--device cpu] [--compare-rev REV]
 
 Cases, measured side by side in one process (interleaved repetitions, medians):
 
@@ -10,7 +10,8 @@ Cases, measured side by side in one process (interleaved repetitions, medians):
 - a training step (forward, backward, AdamW step) of a 4 x 256 MLP at batch 512, with ReLU, with
   one shared SplineActivation whose values are excluded from the optimiser but still require a
   gradient (what ``pipeline.fit.train.train_model`` does with a frozen AF), with the values frozen
-  (``requires_grad=False``), and with the straightforward spline.
+  (``requires_grad=False``), and with the straightforward spline;
+- with ``--compare-rev REV``, both also with the kernel of git revision ``REV`` (before/after).
 
 Prints a table of medians and ratios to ReLU and writes ``reports/benchmarks/spline.json``.
 """
@@ -30,6 +31,35 @@ from pipeline.nn.spline import spline_eval_reference
 ACCEPT_STEP_RATIO = 1.3
 
 
+class RevisionSpline(nn.Module):
+    """The spline kernel of another git revision of ``pipeline/nn/spline.py`` (before/after)."""
+
+    def __init__(self, module, act: SplineActivation):
+        super().__init__()
+        self.module, self.act = module, act
+
+    def forward(self, x):
+        return self.module.spline_eval(x, self.act.values, self.act.interval, self.act.extrapolation, self.act.knots)
+
+
+def load_revision(rev: str):
+    """``pipeline/nn/spline.py`` as it was at git revision ``rev``, imported as a separate module."""
+    import importlib.util
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from _common import ROOT
+
+    source = subprocess.run(["git", "show", f"{rev}:pipeline/nn/spline.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"spline_{rev}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"spline_{rev}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class ReferenceSpline(nn.Module):
     """The straightforward spline: bucketize + gather + lerp, differentiated by autograd."""
 
@@ -46,7 +76,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def activation_cases(device, n=512, width=256):
+def activation_cases(device, n=512, width=256, revision=None):
     gen = torch.Generator().manual_seed(0)
     x = (2 * torch.randn(n, width, generator=gen)).to(device)
     grad = torch.randn(n, width, generator=gen).to(device)
@@ -64,15 +94,18 @@ def activation_cases(device, n=512, width=256):
 
         return run
 
-    return {
+    cases = {
         "relu": case(relu),
         "spline": case(trainable),
         "spline_frozen": case(frozen),
         "spline_reference": case(reference),
     }
+    if revision is not None:
+        cases[f"spline_at_{revision[1]}"] = case(RevisionSpline(revision[0], SplineActivation(init="relu").to(device)))
+    return cases
 
 
-def step_cases(device, batch=512, width=256, depth=4, d_in=256, n_classes=10):
+def step_cases(device, batch=512, width=256, depth=4, d_in=256, n_classes=10, revision=None):
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(batch, d_in, generator=gen).to(device)
     y = torch.randint(n_classes, (batch,), generator=gen).to(device)
@@ -93,12 +126,15 @@ def step_cases(device, batch=512, width=256, depth=4, d_in=256, n_classes=10):
 
     frozen = SplineActivation(init="relu")
     frozen.values.requires_grad_(False)
-    return {
+    cases = {
         "relu": setup("relu"),
         "spline": setup(SplineActivation(init="relu")),
         "spline_frozen": setup(frozen),
         "spline_reference": setup(ReferenceSpline(SplineActivation(init="relu"))),
     }
+    if revision is not None:
+        cases[f"spline_at_{revision[1]}"] = setup(RevisionSpline(revision[0], SplineActivation(init="relu")))
+    return cases
 
 
 def main(argv=None) -> dict:
@@ -107,12 +143,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default 15)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=None, help="folder for the JSON (default reports/benchmarks)")
+    parser.add_argument("--compare-rev", default=None, help="also time the kernel of this git revision (before/after)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
+    revision = (load_revision(args.compare_rev), args.compare_rev) if args.compare_rev else None
     results = {}
-    for group, cases, inner in (("activation", activation_cases(device), 10), ("train_step", step_cases(device), 3)):
+    for group, cases, inner in (("activation", activation_cases(device, revision=revision), 10), ("train_step", step_cases(device, revision=revision), 3)):
         timed = interleaved(cases, repeats=args.repeats, inner=inner)
         base = timed["relu"]["median_s"]
         for name, t in timed.items():
@@ -136,7 +174,8 @@ def main(argv=None) -> dict:
     payload = {
         "benchmark": "spline",
         "settings": {"activation_shape": [512, 256], "mlp": "4 x 256, d_in 256, 10 classes, AdamW", "batch": 512,
-                     "threads": torch.get_num_threads(), "device": str(device), "repeats": args.repeats},
+                     "threads": torch.get_num_threads(), "device": str(device), "repeats": args.repeats,
+                     "compare_rev": args.compare_rev},
         "environment": environment(),
         "results": results,
         "acceptance": {"train_step_ratio_max": ACCEPT_STEP_RATIO, "train_step_ratio": step_ratio,

@@ -25,6 +25,7 @@ Models that stop early are dropped from the batch, so the remaining ones run fas
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import fields
@@ -131,8 +132,6 @@ def _module_signature(model: nn.Module) -> list:
 def _functional_base(model: nn.Module) -> tuple[nn.Module, dict[str, tuple[str, str]]]:
     """A copy of ``model`` whose scalar-hyperparameter modules hold their number as a buffer;
     returns it and ``{buffer name: (module name, attribute)}`` for the numbers to stack."""
-    import copy
-
     base = copy.deepcopy(model)
     replaced: dict[int, nn.Module] = {}
     scalars: dict[str, tuple[str, str]] = {}
@@ -227,23 +226,45 @@ class _OptimizerScalars:
         return {**self.static, "step_size": self._tensor(step_size), "bc2_sqrt": self._tensor(bc2_sqrt)}
 
 
-def _store(store: dict[str, Tensor], params: dict[str, Tensor], local: list[int], original: list[int], device) -> None:
-    """Copy the stacked rows ``local`` of ``params`` into the rows ``original`` of ``store``."""
-    if not local:
-        return
-    src = torch.tensor(local, device=device, dtype=torch.long)
-    dst = torch.tensor(original, device=device, dtype=torch.long)
-    with torch.no_grad():
-        for nm, p in params.items():
-            store[nm].index_copy_(0, dst, p.detach().index_select(0, src))
+class _Flat:
+    """The trainable parameters of the K models as one ``(K, P)`` tensor (one row per model), and
+    views of it shaped like each parameter: the optimiser then updates all parameters of all models
+    in a handful of operations, and a model's state is one row."""
+
+    def __init__(self, names: list[str], shapes: list[torch.Size]):
+        self.names, self.shapes = names, shapes
+        self.sizes = [int(math.prod(shape)) for shape in shapes]
+
+    def pack(self, tensors: dict[str, Tensor]) -> Tensor:
+        k = next(iter(tensors.values())).shape[0]
+        return torch.cat([tensors[nm].reshape(k, -1) for nm in self.names], dim=1)
+
+    def views(self, flat: Tensor) -> dict[str, Tensor]:
+        out, start = {}, 0
+        for nm, shape, size in zip(self.names, self.shapes, self.sizes):
+            out[nm] = flat[:, start : start + size].view(flat.shape[0], *shape)
+            start += size
+        return out
+
+    def leaves(self, flat: Tensor) -> dict[str, Tensor]:
+        """Views of ``flat`` as autograd leaves: they share its memory, so an in-place update of
+        ``flat`` updates them, while their gradients stay separate tensors."""
+        return {nm: v.detach().requires_grad_() for nm, v in self.views(flat).items()}
+
+
+def _copy_rows(store: Tensor, flat: Tensor, local: list[int], original: list[int]) -> None:
+    """``store[original] = flat[local]`` (stacked rows: models)."""
+    if local:
+        index = torch.tensor(local, device=flat.device, dtype=torch.long)
+        with torch.no_grad():
+            store.index_copy_(0, torch.tensor(original, device=flat.device, dtype=torch.long), flat.detach().index_select(0, index))
 
 
 def _optimizer_step(optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Tensor], step: int) -> None:
     """One step of ``optimizer`` on stacked tensors ``(K, ...)`` with per-model settings, in the
     arithmetic of torch.optim's single-tensor implementations (AdamW, Adam, SGD with momentum 0.9
     as ``train_model`` configures them)."""
-    shape = (-1,) + (1,) * (p.dim() - 1)
-    col = lambda key: hp[key].view(shape)  # noqa: E731
+    col = lambda key: hp[key].view(-1, *([1] * (p.dim() - 1)))  # noqa: E731
     if optimizer == "sgd":
         g = g + col("wd") * p
         if step == 1:
@@ -332,8 +353,9 @@ def train_population(
     config = configs[0]
     signature = _module_signature(models[0])
     for i, m in enumerate(models[1:], 1):
-        if _module_signature(m) != signature:
-            diff = next((a, b) for a, b in zip(signature, _module_signature(m)) if a != b) if len(signature) == len(_module_signature(m)) else "module count"
+        other = _module_signature(m)
+        if other != signature:
+            diff = next(((a, b) for a, b in zip(signature, other) if a != b), f"{len(other)} vs {len(signature)} entries")
             raise ValueError(f"model {i} differs in architecture from model 0: {diff}")
 
     device = next((p.device for p in models[0].parameters()), torch.device("cpu"))
@@ -342,21 +364,24 @@ def train_population(
 
     # Stacked state: trainable parameters (K, ...), frozen parameters and buffers (K, ...).
     base, scalars = _functional_base(models[0])
-    trainable_ids = [{id(p) for p in trainable_parameters(m, config.train_activations)} for m in models]
+    trainable_ids = {id(p) for p in trainable_parameters(models[0], config.train_activations)}
     named = [dict(m.named_parameters()) for m in models]
     names = list(named[0])
-    train_names = [nm for nm in names if id(named[0][nm]) in trainable_ids[0]]
+    train_names = [nm for nm in names if id(named[0][nm]) in trainable_ids]
     frozen_names = [nm for nm in names if nm not in train_names]
-    params = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in train_names}
+    layout = _Flat(train_names, [named[0][nm].shape for nm in train_names])
+    stacked = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in train_names}
     fixed = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in frozen_names}
     buffers = [dict(m.named_buffers()) for m in models]
     fixed.update({nm: _stack([buffers[i][nm] for i in range(k_all)]) for nm in buffers[0]})
-    dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
+    dtype = next(iter(stacked.values())).dtype if stacked else torch.get_default_dtype()
     for key, (module_name, attr) in scalars.items():
         fixed[key] = torch.tensor([float(getattr(m.get_submodule(module_name), attr)) for m in models], dtype=dtype, device=device)
 
     fixed_all = dict(fixed)  # frozen during training: kept for the final evaluation
-    params = {nm: p.requires_grad_() for nm, p in params.items()}
+    flat = layout.pack(stacked) if stacked else torch.zeros(k_all, 0, dtype=dtype, device=device)
+    params = layout.leaves(flat)
+    del stacked
 
     plan = _stacked_plan(base)
     if plan is not None:  # an MLP: batched matmuls, no vmap
@@ -383,8 +408,8 @@ def train_population(
     else:
         batched_loss = vmap(lambda out, y: task_loss(task, out, y))
     opt = config.optimizer
-    moments = {nm: torch.zeros_like(p) for nm, p in params.items()}
-    squares = {nm: torch.zeros_like(p) for nm, p in params.items()} if opt != "sgd" else {}
+    moments = torch.zeros_like(flat)
+    squares = torch.zeros_like(flat) if opt != "sgd" else None
 
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     full_batch = config.batch_size is None or config.batch_size >= n
@@ -394,8 +419,8 @@ def train_population(
     since_best = [0] * k_all
     curves: list[list[dict]] = [[] for _ in range(k_all)]
     steps_to_target: list[int | None] = [None] * k_all
-    best = {nm: p.detach().clone() for nm, p in params.items()}
-    last_params = {nm: p.detach().clone() for nm, p in params.items()}
+    best = flat.detach().clone()
+    last_weights = flat.detach().clone()
 
     step = 0
     while step < config.steps and alive:
@@ -407,7 +432,7 @@ def train_population(
         block = last - first + 1
         if not full_batch:
             draws = torch.stack([torch.randint(n, (block, config.batch_size), generator=gens[i]) for i in alive]).to(device)
-        scalars = _OptimizerScalars([configs[i] for i in alive], dtype, device)
+        optimizer_scalars = _OptimizerScalars([configs[i] for i in alive], dtype, device)
         for j in range(block):
             step = first + j
             with torch.enable_grad():
@@ -419,11 +444,11 @@ def train_population(
                     out = batched_forward(params, fixed, t["X_train"][rows])
                     yb = t["y_train"][rows]
                 losses = batched_loss(out, yb)
-                grads = torch.autograd.grad(losses.sum(), list(params.values())) if params else []
-            hp = scalars.at(step)
-            with torch.no_grad():
-                for (nm, p), g in zip(params.items(), grads):
-                    _optimizer_step(opt, p, g, moments[nm], squares.get(nm), hp, step)
+                grads = torch.autograd.grad(losses.sum(), list(params.values())) if params else None
+            if grads is not None:
+                with torch.no_grad():
+                    grad = torch.cat([g.reshape(len(alive), -1) for g in grads], dim=1)
+                    _optimizer_step(opt, flat, grad, moments, squares, optimizer_scalars.at(step), step)
         # Evaluate every model still training (``last`` is an evaluation step of train_model).
         metrics = _evaluate(shared_forward, params, fixed, t, task, eval_rows)
         train_losses = losses.detach().tolist()
@@ -450,28 +475,30 @@ def train_population(
             if not math.isfinite(row["train_loss"]):
                 log.warning("model %d diverged at step %d (loss %s); keeping step %d", i, step, row["train_loss"], best_step[i])
                 stop_local.add(j)
-        _store(best, params, improved_local, [alive[j] for j in improved_local], device)
+        _copy_rows(best, flat, improved_local, [alive[j] for j in improved_local])
         if stop_local:  # drop the stopped models from the batch, keeping their last weights
             gone = sorted(stop_local)
-            _store(last_params, params, gone, [alive[j] for j in gone], device)
+            _copy_rows(last_weights, flat, gone, [alive[j] for j in gone])
             keep = [j for j in range(len(alive)) if j not in stop_local]
             alive = [alive[j] for j in keep]
             sel = torch.tensor(keep, device=device, dtype=torch.long)
-            params = {nm: p.detach().index_select(0, sel).requires_grad_() for nm, p in params.items()}
+            flat = flat.index_select(0, sel)
+            params = layout.leaves(flat)
             fixed = {nm: f.index_select(0, sel) for nm, f in fixed.items()}
-            moments = {nm: s.index_select(0, sel) for nm, s in moments.items()}
-            squares = {nm: s.index_select(0, sel) for nm, s in squares.items()}
+            moments = moments.index_select(0, sel)
+            squares = squares.index_select(0, sel) if squares is not None else None
 
     # Restore every model's kept checkpoint (its initial weights if it never improved), or its last
     # weights when ``keep_best`` is off, and report the metrics of that checkpoint, as train_model.
-    _store(last_params, params, list(range(len(alive))), alive, device)
+    _copy_rows(last_weights, flat, list(range(len(alive))), alive)
+    kept = {"best": layout.views(best), "last": layout.views(last_weights)}
     with torch.no_grad():
         for i in range(k_all):
             if not config.keep_best:
                 best_step[i] = curves[i][-1]["step"]
-                source = last_params
+                source = kept["last"]
             elif best_step[i] > 0:
-                source = best
+                source = kept["best"]
             else:
                 continue
             for nm in train_names:
