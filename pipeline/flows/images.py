@@ -22,7 +22,7 @@ activations) and ``af_<init>_init`` / ``af_<init>_init_per_layer`` (learned; ``<
 
 Data sources (``data_source`` in the profile): ``offline`` uses the bundled sets and, when one is
 configured (params ``data:`` section or ``$PIPELINE_DATA_MIRROR``), the mirror or files source,
-never the network; ``configured`` uses the configured source (OpenML when none is). A set the
+never the network; ``configured`` uses the ``data:`` section's source (``source_from_config``). A set the
 source cannot provide is skipped with a note (``on_missing: skip``) or stops the stage (``fail``).
 """
 
