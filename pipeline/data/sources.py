@@ -390,9 +390,10 @@ class OpenMLSource:
     def _openml(self):
         import openml  # lazy: slow to import
 
-        root = self.cache_dir or os.environ.get("OPENML_CACHE_DIR")
-        if root:
-            openml.config.set_root_cache_directory(str(Path(root).expanduser().resolve()))
+        # The client's cache root is process-global: set it on every call, so that one source's
+        # folder never leaks into another's (the default is the client's own, e.g. ~/.cache/openml).
+        root = self.cache_dir or os.environ.get("OPENML_CACHE_DIR") or openml.config._defaults["cachedir"]
+        openml.config.set_root_cache_directory(str(Path(root).expanduser().resolve()))
         openml.config.set_retry_policy("robot", n_retries=self.n_retries)
         return openml
 
