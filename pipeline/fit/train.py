@@ -171,7 +171,13 @@ def train_model(
     check_task(task)
     t = as_tensors(data, task)
     gen = torch.Generator().manual_seed(seed)
-    optimizer = _make_optimizer(trainable_parameters(model, config.train_activations), config)
+    trainable = trainable_parameters(model, config.train_activations)
+    optimizer = _make_optimizer(trainable, config)
+    # Frozen activations need no gradient: skipping it makes a spline step ~1.2x ReLU instead of ~1.4x.
+    trainable_ids = {id(p) for p in trainable}
+    frozen = [p for p in model.parameters() if id(p) not in trainable_ids and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     n = t["X_train"].shape[0]
     best = {"val_acc": -math.inf, "step": 0, "state": copy.deepcopy(model.state_dict())}
     curve, since_best, steps_to_target = [], 0, None
@@ -206,6 +212,8 @@ def train_model(
         if not math.isfinite(row["train_loss"]):
             log.warning("training diverged at step %d (loss %s); keeping step %d", step, row["train_loss"], best["step"])
             break
+    for p in frozen:
+        p.requires_grad_(True)
     if config.keep_best:
         model.load_state_dict(best["state"])
     else:
