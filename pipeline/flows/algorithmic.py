@@ -21,6 +21,7 @@ from ..fit.grokking import CONTROLS, Recipe, control_activation, describe_activa
 from ..meta import MetaConfig
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
+from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement
@@ -51,9 +52,7 @@ def check_names(section: dict, where: str) -> None:
             if not is_algorithmic_task(task):
                 raise ValueError(f"{where}.profiles.{profile}.tasks has unknown task {task!r}; "
                                  f"use names like {', '.join(PAPER_TASKS[:3])} (any of {list(PAPER_TASKS)})")
-    for name in section["controls"]:
-        if name not in CONTROLS:
-            raise ValueError(f"{where}.controls has unknown activation {name!r}; use any of {list(CONTROLS)}")
+    require_known(section["controls"], CONTROLS, f"{where}.controls", "activation")
 
 
 def _recipe(recipe: dict) -> Recipe:

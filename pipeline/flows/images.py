@@ -50,6 +50,7 @@ from ..fit import TrainConfig, train_model
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
 from ..nn import ACTIVATIONS, INITS, SplineActivation, make_mlp
 from .artifacts import markdown_table, publish_markdown, publish_table
+from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement, limit_torch_threads
@@ -106,12 +107,8 @@ def check_names(section: dict, where: str) -> None:
     known = (*BUNDLED_IMAGES, *IMAGE_DATASETS, *ALIASES)
     for profile, block in section["profiles"].items():
         at = f"{where}.profiles.{profile}"
-        for dataset in block["datasets"]:
-            if dataset not in known:
-                raise ValueError(f"{at}.datasets has unknown image set {dataset!r}; use any of {list(known)}")
-        for task in block["tasks"]:
-            if task not in TASKS:
-                raise ValueError(f"{at}.tasks has unknown task {task!r}; use any of {list(TASKS)}")
+        require_known(block["datasets"], known, f"{at}.datasets", "image set")
+        require_known(block["tasks"], TASKS, f"{at}.tasks", "task")
         for name in block["activations"]:
             try:
                 parse_activation(name)

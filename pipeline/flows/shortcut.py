@@ -36,6 +36,7 @@ from ..data.collages import DATA_CHOICES
 from ..fit import evaluate_model, train_model
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
+from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .images import DATA_SOURCES, activation_from_specs, data_source, image_mlp, learn_image_activation, train_config
 from .progress import Progress
@@ -67,9 +68,7 @@ SCHEMA = {
 def check_names(section: dict, where: str) -> None:
     """Reject unknown model names, empty seed lists and a bad held-out fraction, naming them."""
     for profile, block in section["profiles"].items():
-        for name in block["models"]:
-            if name not in MODELS:
-                raise ValueError(f"{where}.profiles.{profile}.models has unknown model {name!r}; use any of {list(MODELS)}")
+        require_known(block["models"], MODELS, f"{where}.profiles.{profile}.models", "model")
         if not block["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in block["seeds"]):
             raise ValueError(f"{where}.profiles.{profile}.seeds must be a non-empty list of non-negative ints, "
                              f"got {block['seeds']!r}")

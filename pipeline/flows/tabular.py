@@ -55,6 +55,7 @@ from ..fit.tabular import (
     softmax_function,
 )
 from .artifacts import markdown_table, publish_markdown, publish_table
+from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement
@@ -107,15 +108,9 @@ def check_names(section: dict, where: str) -> None:
     allowed_afs = FAMILY_VARIANTS["mlp_af"]
     for name, block in section["profiles"].items():
         key = f"{where}.profiles.{name}"
-        for family in block["families"]:
-            if family not in FAMILIES:
-                raise ValueError(f"{key}.families has unknown family {family!r}; use any of {list(FAMILIES)}")
-        for baseline in block["baselines"]:
-            if baseline not in BASELINES:
-                raise ValueError(f"{key}.baselines has unknown baseline {baseline!r}; use any of {list(BASELINES)}")
-        for variant in block["af_variants"]:
-            if variant not in allowed_afs:
-                raise ValueError(f"{key}.af_variants has unknown variant {variant!r}; use any of {list(allowed_afs)}")
+        require_known(block["families"], FAMILIES, f"{key}.families", "family")
+        require_known(block["baselines"], BASELINES, f"{key}.baselines", "baseline")
+        require_known(block["af_variants"], allowed_afs, f"{key}.af_variants", "variant")
         if not block["finetune"] or any(not isinstance(f, bool) for f in block["finetune"]):
             raise ValueError(f"{key}.finetune must be a non-empty list of true/false, got {block['finetune']!r}")
         if not block["seeds"] or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in block["seeds"]):
