@@ -73,9 +73,15 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def track_params(params: dict, track: str) -> dict:
-    """A track's section with its active profile's block merged in (the profile wins)."""
-    section = {k: v for k, v in params[track].items() if k != "profiles"}
-    return {**section, **params[track]["profiles"][params["profile"]], "profile": params["profile"]}
+    """A track's section with its active profile's block merged in (the profile wins). The active
+    profile is the track's own ``profile`` key when the section has one that is set (e.g.
+    ``algorithmic.profile: cpu``), else the global ``profile``."""
+    profile = params[track].get("profile") or params["profile"]
+    profiles = params[track]["profiles"]
+    if profile not in profiles:
+        raise ValueError(f"params.yaml: {track}.profiles has no profile {profile!r}; use one of {sorted(profiles)}")
+    section = {k: v for k, v in params[track].items() if k not in ("profiles", "profile")}
+    return {**section, **profiles[profile], "profile": profile}
 
 
 def stage_params(track: str, path: str | Path = "params.yaml") -> dict:

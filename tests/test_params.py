@@ -42,6 +42,9 @@ def test_the_shipped_params_are_valid_and_profiles_resolve(params, tmp_path):
         (lambda p: p["algorithmic"]["meta"].update(init="swish"), ["'swish'", "relu"]),
         (lambda p: p["algorithmic"]["profiles"]["quick"].update(tasks=["add_mod27", "pow_mod7"]), ["'pow_mod7'", "add_mod27"]),
         (lambda p: p["algorithmic"].update(controls=["relu", "swish"]), ["'swish'", "random_spline"]),
+        (lambda p: p["algorithmic"].update(profile="gpu"), ["algorithmic.profile", "'gpu'", "cpu"]),
+        (lambda p: p["algorithmic"]["profiles"]["cpu"]["transfer"].update(stop_after_95="soon"),
+         ["algorithmic.profiles.cpu.transfer.stop_after_95", "'soon'"]),
         (lambda p: p["runner"].update(kind="slurm"), ["runner", "kind", "'slurm'", "dask"]),
         (lambda p: p.update(device="tpu"), ["device", "'tpu'", "cuda"]),
     ],
@@ -53,3 +56,13 @@ def test_bad_params_are_rejected_naming_key_and_allowed_values(params, tmp_path,
         load_params(_write(tmp_path, bad))
     for needle in needles:
         assert needle in str(err.value)
+
+
+def test_a_track_profile_overrides_the_global_one(params):
+    params["algorithmic"]["profile"] = "cpu"
+    cpu = track_params(params, "algorithmic")
+    assert cpu["profile"] == "cpu"
+    assert cpu["transfer"]["tasks"] == params["algorithmic"]["profiles"]["cpu"]["transfer"]["tasks"]
+    assert len(cpu["transfer"]["tasks"]) == 12 and "profiles" not in cpu
+    params["algorithmic"]["profile"] = None
+    assert track_params(params, "algorithmic")["profile"] == params["profile"]

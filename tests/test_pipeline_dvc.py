@@ -32,8 +32,8 @@ def _tiny_profile(params: dict, tasks: list[str]) -> dict:
     algorithmic["controls"] = ["relu"]
     algorithmic["profiles"]["quick"] = {
         "tasks": tasks, "train_fraction": 0.6, "seeds": [0], "steps": 20,
-        "sweep": {"task": tasks[0], "fractions": [0.6], "widths": [16], "seeds": [0], "steps": 20},
-        "transfer": {"tasks": [], "seeds": [0], "steps": 20},
+        "sweep": {"task": tasks[0], "fractions": [0.6], "widths": [16], "seeds": [0], "steps": 20, "stop_after_95": 2},
+        "transfer": {"tasks": [], "seeds": [0], "steps": 20, "stop_after_95": 2},
     }
     return params
 

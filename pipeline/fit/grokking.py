@@ -29,11 +29,13 @@ class Recipe:
     batch_size: int | None = None
     eval_every: int = 25
 
-    def train_config(self, steps: int) -> TrainConfig:
+    def train_config(self, steps: int, stop_after_target: int | None = None) -> TrainConfig:
+        """``stop_after_target``: end the run once test accuracy has held >= 95 % for this many
+        evaluations (``None``: the whole budget, as the learning curves of Fig. 11 need)."""
         return TrainConfig(
             steps=steps, batch_size=self.batch_size, optimizer="adamw", lr=self.lr, weight_decay=self.weight_decay,
             betas=tuple(self.betas), eval_every=self.eval_every, patience=None, target_accuracy=0.95, keep_best=False,
-            dense_early_evals=True,
+            dense_early_evals=True, stop_after_target=stop_after_target,
         )
 
     def inner_optimizer(self) -> InnerOptimizer:
@@ -82,13 +84,14 @@ def learn_task_activation(
 
 
 def grok_run(data: Any, n_classes: int, activation: nn.Module, recipe: Recipe, steps: int, seed: int,
-             width: int | None = None) -> dict:
+             width: int | None = None, stop_after_target: int | None = None) -> dict:
     """Train a fresh 1-hidden-layer MLP with ``activation``; returns the learning curve, the first
-    step with test accuracy >= 95 % (``None`` if never within ``steps``), final accuracies and TV."""
+    step with test accuracy >= 95 % (``None`` if never within ``steps``), final accuracies and TV
+    (final: at the last step run, which is earlier than ``steps`` with ``stop_after_target``)."""
     torch.manual_seed(seed)
     d_in = data.X_train.shape[1]
     model = _one_hot_mlp(d_in, n_classes, width or recipe.width, activation)
-    result = train_model(model, data, "classification", recipe.train_config(steps), seed)
+    result = train_model(model, data, "classification", recipe.train_config(steps, stop_after_target), seed)
     last = result.curve[-1]
     X_train = torch.as_tensor(data.X_train).float()
     X_all = torch.cat([X_train, torch.as_tensor(data.X_test).float()])

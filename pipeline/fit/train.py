@@ -41,6 +41,10 @@ class TrainConfig:
             as in the grokking runs, which have no model selection).
         dense_early_evals: also evaluate at roughly log-spaced early steps (every step up to 10,
             every 2 up to 100, ...), for curves on a log axis and a precise ``steps_to_target``.
+        stop_after_target: end the run once test accuracy has stayed >= ``target_accuracy`` for
+            this many consecutive evaluations (``None``: train for ``steps``). For runs whose only
+            use is ``steps_to_target`` (the grokking sweeps and transfer matrix), whose budget is
+            otherwise spent on a model that has already converged.
     """
 
     steps: int = 2000
@@ -55,6 +59,7 @@ class TrainConfig:
     train_activations: bool = False
     keep_best: bool = True
     dense_early_evals: bool = False
+    stop_after_target: int | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -66,9 +71,12 @@ class TrainConfig:
             "weight_decay": self.weight_decay >= 0,
             "eval_every": self.eval_every >= 1,
             "patience": self.patience is None or self.patience >= 1,
+            "stop_after_target": self.stop_after_target is None or self.stop_after_target >= 1,
         }.items():
             if not ok:
                 raise ValueError(f"TrainConfig.{key} has an invalid value {getattr(self, key)!r}")
+        if self.stop_after_target is not None and self.target_accuracy is None:
+            raise ValueError("TrainConfig.stop_after_target needs a target_accuracy to stop at; set both or neither")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,7 +188,7 @@ def train_model(
         p.requires_grad_(False)
     n = t["X_train"].shape[0]
     best = {"val_acc": -math.inf, "step": 0, "state": copy.deepcopy(model.state_dict())}
-    curve, since_best, steps_to_target = [], 0, None
+    curve, since_best, steps_to_target, at_target = [], 0, None, 0
     model.train()
     for step in range(1, config.steps + 1):
         if config.batch_size is None or config.batch_size >= n:
@@ -200,8 +208,10 @@ def train_model(
         curve.append(row)
         if on_eval is not None:
             on_eval(row)
-        if steps_to_target is None and config.target_accuracy is not None and row["test_acc"] >= config.target_accuracy:
+        reached = config.target_accuracy is not None and row["test_acc"] >= config.target_accuracy
+        if steps_to_target is None and reached:
             steps_to_target = step
+        at_target = at_target + 1 if reached else 0
         if row["val_acc"] > best["val_acc"]:
             best = {"val_acc": row["val_acc"], "step": step, "state": copy.deepcopy(model.state_dict())}
             since_best = 0
@@ -209,6 +219,8 @@ def train_model(
             since_best += 1
             if config.patience is not None and since_best >= config.patience:
                 break
+        if config.stop_after_target is not None and at_target >= config.stop_after_target:
+            break
         if not math.isfinite(row["train_loss"]):
             log.warning("training diverged at step %d (loss %s); keeping step %d", step, row["train_loss"], best["step"])
             break

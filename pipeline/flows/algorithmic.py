@@ -29,24 +29,29 @@ from .runners import gpu_placement
 TRACK = "algorithmic"
 
 _NUMBER = (int, float)
+_STOP = (int, type(None))
 _PROFILE = {
     "tasks": list, "train_fraction": _NUMBER, "seeds": list, "steps": int,
-    "sweep": {"task": str, "fractions": list, "widths": list, "seeds": list, "steps": int},
-    "transfer": {"tasks": list, "seeds": list, "steps": int},
+    "sweep": {"task": str, "fractions": list, "widths": list, "seeds": list, "steps": int, "stop_after_95": _STOP},
+    "transfer": {"tasks": list, "seeds": list, "steps": int, "stop_after_95": _STOP},
 }
+PROFILES = ("quick", "cpu", "paper")
 #: The shape of params.yaml's ``algorithmic`` section (checked by stages.params before any work).
 SCHEMA = {
+    "profile": (str, type(None)),
     "recipe": {"width": int, "lr": _NUMBER, "weight_decay": _NUMBER, "betas": list, "eval_every": int},
     "meta": {"n_max": int, "truncation": (int, type(None)), "episodes_per_step": int, "outer_lr": _NUMBER,
              "init": INITS, "n_knots": int, "interval": list},
     "controls": list,
     "sin_frequency": _NUMBER,
-    "profiles": {"quick": _PROFILE, "paper": _PROFILE},
+    "profiles": {name: _PROFILE for name in PROFILES},
 }
 
 
 def check_names(section: dict, where: str) -> None:
-    """Reject unknown task and activation names in the ``algorithmic`` section, naming them."""
+    """Reject unknown profile, task and activation names in the ``algorithmic`` section, naming them."""
+    if section["profile"] is not None and section["profile"] not in PROFILES:
+        raise ValueError(f"{where}.profile = {section['profile']!r}; use null (the global profile) or one of {list(PROFILES)}")
     for profile, block in section["profiles"].items():
         for task in [*block["tasks"], block["sweep"]["task"], *block["transfer"]["tasks"]]:
             if not is_algorithmic_task(task):
@@ -99,15 +104,17 @@ def metalearn_unit(name: str, tasks: list[str], fraction: float, meta: dict, rec
 
 @unit_task(task_run_name="train-{task}-{activation_name}-f{fraction}-w{width}-s{seed}")
 def train_unit(task: str, activation_name: str, activation_spec: dict | None, recipe: dict, fraction: float,
-               width: int, steps: int, sin_frequency: float | None, seed: int) -> dict:
-    """One grokking run: a fresh MLP with a control activation, or a learned one (``activation_spec``)."""
+               width: int, steps: int, sin_frequency: float | None, seed: int, stop_after_95: int | None = None) -> dict:
+    """One grokking run: a fresh MLP with a control activation, or a learned one (``activation_spec``);
+    with ``stop_after_95``, ended once test accuracy has held >= 95 % for that many evaluations."""
     data = _task_data(task, fraction, seed)
     if activation_spec is not None:
         activation = SplineActivation.from_dict(activation_spec, source=f"AF {activation_name}")
         activation.values.requires_grad_(False)
     else:
         activation = control_activation(activation_name, seed=seed, frequency=sin_frequency or 4.0)
-    result = grok_run(data, data.n_classes, activation, _recipe(recipe), steps, seed, width=width)
+    result = grok_run(data, data.n_classes, activation, _recipe(recipe), steps, seed, width=width,
+                      stop_after_target=stop_after_95)
     return {"task": task, "activation": activation_name, "seed": seed, "fraction": fraction, "width": width, **result}
 
 
@@ -145,14 +152,15 @@ def metalearn_flow(params: dict, out_dir: str) -> dict:
 def planned_runs(params: dict) -> list[dict]:
     """Every training run of the profile: the grokking comparison (tasks x [af, controls] x seeds),
     the sweeps over train fraction and width (ReLU and the sweep task's AF), and the transfer
-    matrix (transfer tasks x [each task's AF, the all-task AF, ReLU])."""
+    matrix (transfer tasks x [each task's AF, the all-task AF, ReLU]). The main runs use the whole
+    budget (their curves are Fig. 11); sweep and transfer runs may stop once converged."""
     recipe, fraction, width = params["recipe"], params["train_fraction"], params["recipe"]["width"]
     runs = []
     for task in params["tasks"]:
         for name in ["af", *params["controls"]]:
             for seed in params["seeds"]:
                 runs.append(dict(group="main", task=task, activation_name=name, af=task if name == "af" else None,
-                                 fraction=fraction, width=width, steps=params["steps"], seed=seed))
+                                 fraction=fraction, width=width, steps=params["steps"], seed=seed, stop_after_95=None))
     sweep = params["sweep"]
     for axis, values in (("fraction", sweep["fractions"]), ("width", sweep["widths"])):
         for value in values:
@@ -161,7 +169,8 @@ def planned_runs(params: dict) -> list[dict]:
                     runs.append(dict(group=f"sweep_{axis}", task=sweep["task"], activation_name=name,
                                      af=sweep["task"] if name == "af" else None,
                                      fraction=value if axis == "fraction" else fraction,
-                                     width=value if axis == "width" else width, steps=sweep["steps"], seed=seed))
+                                     width=value if axis == "width" else width, steps=sweep["steps"], seed=seed,
+                                     stop_after_95=sweep["stop_after_95"]))
     transfer = params["transfer"]
     columns = [*transfer["tasks"], ALL_TASKS] if transfer["tasks"] else []
     for row in transfer["tasks"]:
@@ -169,7 +178,7 @@ def planned_runs(params: dict) -> list[dict]:
             for seed in transfer["seeds"]:
                 runs.append(dict(group="transfer", task=row, activation_name=column if column == "relu" else f"af_{column}",
                                  af=None if column == "relu" else column, fraction=fraction, width=width,
-                                 steps=transfer["steps"], seed=seed))
+                                 steps=transfer["steps"], seed=seed, stop_after_95=transfer["stop_after_95"]))
     return runs
 
 
@@ -184,7 +193,8 @@ def train_flow(params: dict, af_dir: str, runs_path: str, metrics_path: str) -> 
         futures = [
             train_unit.submit(r["task"], r["activation_name"], specs[r["af"]] if r["af"] else None, params["recipe"],
                               r["fraction"], r["width"], r["steps"],
-                              params["sin_frequency"] if r["activation_name"] == "sin" else None, r["seed"])
+                              params["sin_frequency"] if r["activation_name"] == "sin" else None, r["seed"],
+                              r["stop_after_95"])
             for r in plan
         ]
         runs = []
