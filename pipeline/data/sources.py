@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import pandas as pd
 
+from .digest import file_sha256
 from .registry import ALIASES, DatasetSpec, get_spec
 
 SOURCE_KINDS = ("openml", "mirror", "files")
@@ -102,27 +102,7 @@ class Source(Protocol):
 
 
 # --------------------------------------------------------------------------------------- helpers
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
-_HASH_LOCK = threading.Lock()
 _OPENML_LOCK = threading.RLock()  # the openml client and its cache are not thread-safe
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 hex digest of a file, memoised per (path, size, mtime) within the process."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _HASH_LOCK:
-        if key in _HASH_MEMO:
-            return _HASH_MEMO[key]
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    with _HASH_LOCK:
-        _HASH_MEMO[key] = digest
-    return digest
 
 
 def _split_target(

@@ -40,7 +40,6 @@ import importlib.util
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -48,6 +47,8 @@ from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from prefect.tasks import task as prefect_task
+
+from ..data.digest import file_sha256
 
 __all__ = [
     "FileContents",
@@ -78,41 +79,19 @@ def library_modules() -> tuple[str, ...]:
         sorted(f"pipeline.{info.name}" for info in pkgutil.iter_modules(pipeline.__path__) if info.name not in NON_COMPUTING)
     )
 
-_digest_lock = threading.Lock()
-_digests: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> digest of the file
-
-
-def _file_digest(path: Path) -> str:
-    """blake2b of a file's bytes, memoised on (path, size, mtime, inode)."""
-    stat = path.stat()
-    memo_key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _digest_lock:
-        cached = _digests.get(memo_key)
-    if cached is not None:
-        return cached
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
-    with _digest_lock:
-        _digests[memo_key] = value
-    return value
-
-
 def _tree_digest(root: Path, suffixes: tuple[str, ...] | None = None) -> str:
     """Digest of a folder: the sorted relative names and contents of its files."""
     digest = hashlib.blake2b(digest_size=20)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if "__pycache__" in path.parts or (suffixes is not None and path.suffix not in suffixes):
             continue
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + _file_digest(path).encode())
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + file_sha256(path).encode())
     return digest.hexdigest()
 
 
 def _path_digest(path: Path) -> str:
     if path.is_file():
-        return _file_digest(path)
+        return file_sha256(path)
     if path.is_dir():
         return "dir:" + _tree_digest(path)
     return "missing"
@@ -185,7 +164,7 @@ def module_source_digest(name: str) -> str:
     """
     loaded = sys.modules.get(name)
     if loaded is not None and not hasattr(loaded, "__path__") and str(getattr(loaded, "__file__", "")).endswith(".py"):
-        return _file_digest(Path(loaded.__file__))
+        return file_sha256(Path(loaded.__file__))
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
@@ -195,7 +174,7 @@ def module_source_digest(name: str) -> str:
     if spec.submodule_search_locations:
         return "pkg:" + ":".join(_tree_digest(Path(loc), (".py",)) for loc in sorted(spec.submodule_search_locations))
     if spec.origin and spec.origin.endswith(".py"):
-        return _file_digest(Path(spec.origin))
+        return file_sha256(Path(spec.origin))
     raise ValueError(f"cache code dependency {name!r} has no Python source (origin {spec.origin!r})")
 
 
