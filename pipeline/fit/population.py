@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ..nn import InputActivations, Sine, SplineActivation, TanhScaled
 from ..nn.spline import spline_eval_stacked
 from .objectives import check_task, task_accuracy, task_loss
+from .stacked_mlp import StackedMLP, Workspace
 from .train import TrainConfig, TrainResult, _evaluate_at, as_tensors, trainable_parameters
 
 log = logging.getLogger(__name__)
@@ -260,27 +261,31 @@ def _copy_rows(store: Tensor, flat: Tensor, local: list[int], original: list[int
             store.index_copy_(0, torch.tensor(original, device=flat.device, dtype=torch.long), flat.detach().index_select(0, index))
 
 
-def _optimizer_step(optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Tensor], step: int) -> None:
+def _optimizer_step(
+    optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Tensor], step: int, work: Workspace
+) -> None:
     """One step of ``optimizer`` on stacked tensors ``(K, ...)`` with per-model settings, in the
     arithmetic of torch.optim's single-tensor implementations (AdamW, Adam, SGD with momentum 0.9
-    as ``train_model`` configures them)."""
+    as ``train_model`` configures them). Temporaries live in ``work`` (reused between steps)."""
     col = lambda key: hp[key].view(-1, *([1] * (p.dim() - 1)))  # noqa: E731
+    tmp = work.get("opt_tmp", p.shape, p)
     if optimizer == "sgd":
-        g = g + col("wd") * p
+        if float(hp["wd"].abs().max()) > 0:
+            g = torch.mul(p, col("wd"), out=tmp).add_(g)  # g + wd * p, as torch.optim
         if step == 1:
             m.copy_(g)
         else:
             m.mul_(0.9).add_(g)
-        p.sub_(col("lr") * m)
+        p.sub_(torch.mul(m, col("lr"), out=tmp))
         return
     if optimizer == "adamw":
         p.mul_(col("decay"))
     else:
-        g = g + col("wd") * p
+        g = torch.mul(p, col("wd"), out=work.get("opt_grad", p.shape, p)).add_(g)
     m.lerp_(g, col("w1"))
-    v.mul_(col("b2")).add_(col("w2") * g * g)
-    denom = (v.sqrt() / col("bc2_sqrt")).add_(_EPS)
-    p.sub_(col("step_size") * (m / denom))
+    v.mul_(col("b2")).add_(torch.mul(g, col("w2"), out=tmp).mul_(g))  # addcmul's (w2 * g) * g
+    denom = torch.sqrt(v, out=work.get("opt_denom", p.shape, p)).div_(col("bc2_sqrt")).add_(_EPS)
+    p.sub_(torch.div(m, denom, out=tmp).mul_(col("step_size")))
 
 
 def train_population(
@@ -290,7 +295,7 @@ def train_population(
     configs: TrainConfig | Sequence[TrainConfig] = TrainConfig(),
     seeds: Sequence[int] | None = None,
     on_eval: Callable[[int, dict], None] | None = None,
-    eval_rows: int = 65536,
+    eval_rows: int = 16384,
 ) -> list[TrainResult]:
     """Train K models of one architecture together; the same as K calls of ``train_model``.
 
@@ -407,7 +412,18 @@ def train_population(
 
     else:
         batched_loss = vmap(lambda out, y: task_loss(task, out, y))
+    # A ReLU/tanh MLP whose trainable tensors are its Linears' skips autograd (stacked_mlp).
+    manual = StackedMLP.from_plan(plan, train_names) if plan is not None and train_names else None
+    if manual is not None:
+
+        def eval_forward(p, f, x):
+            k = next(iter(p.values())).shape[0]
+            return manual.forward({**p, **f}, x.expand(k, *x.shape))
+
+    else:
+        eval_forward = shared_forward
     opt = config.optimizer
+    work = Workspace()
     moments = torch.zeros_like(flat)
     squares = torch.zeros_like(flat) if opt != "sgd" else None
 
@@ -433,8 +449,22 @@ def train_population(
         if not full_batch:
             draws = torch.stack([torch.randint(n, (block, config.batch_size), generator=gens[i]) for i in alive]).to(device)
         optimizer_scalars = _OptimizerScalars([configs[i] for i in alive], dtype, device)
+        if manual is not None:
+            tensors = {**params, **fixed}  # views of flat: updated in place by the optimiser
         for j in range(block):
             step = first + j
+            if manual is not None:  # hand-written backward into reused buffers (stacked_mlp)
+                with torch.no_grad():
+                    if full_batch:
+                        xb, yb = t["X_train"].expand(len(alive), *t["X_train"].shape), t["y_train"].expand(len(alive), *t["y_train"].shape)
+                    else:
+                        rows = draws[:, j]
+                        xb = torch.index_select(t["X_train"], 0, rows.flatten(), out=work.get("xb", (rows.numel(), t["X_train"].shape[1]), t["X_train"]))
+                        xb, yb = xb.view(*rows.shape, -1), t["y_train"][rows]
+                    losses, grad_of = manual.loss_and_grads(tensors, xb, yb, task)
+                    grad = torch.cat([grad_of[nm].reshape(len(alive), -1) for nm in train_names], dim=1, out=work.get("grad", flat.shape, flat))
+                    _optimizer_step(opt, flat, grad, moments, squares, optimizer_scalars.at(step), step, work)
+                continue
             with torch.enable_grad():
                 if full_batch:
                     out = shared_forward(params, fixed, t["X_train"])
@@ -448,9 +478,9 @@ def train_population(
             if grads is not None:
                 with torch.no_grad():
                     grad = torch.cat([g.reshape(len(alive), -1) for g in grads], dim=1)
-                    _optimizer_step(opt, flat, grad, moments, squares, optimizer_scalars.at(step), step)
+                    _optimizer_step(opt, flat, grad, moments, squares, optimizer_scalars.at(step), step, work)
         # Evaluate every model still training (``last`` is an evaluation step of train_model).
-        metrics = _evaluate(shared_forward, params, fixed, t, task, eval_rows)
+        metrics = _evaluate(eval_forward, params, fixed, t, task, eval_rows)
         train_losses = losses.detach().tolist()
         stop_local: set[int] = set()
         improved_local: list[int] = []
@@ -504,7 +534,7 @@ def train_population(
             for nm in train_names:
                 named[i][nm].copy_(source[nm][i])
     final_params = {nm: _stack([named[i][nm] for i in range(k_all)]) for nm in train_names}
-    final = _evaluate(shared_forward, final_params, fixed_all, t, task, eval_rows)
+    final = _evaluate(eval_forward, final_params, fixed_all, t, task, eval_rows)
     results = []
     for i, m in enumerate(models):
         m.eval()
@@ -516,7 +546,7 @@ def train_population(
 
 
 @torch.no_grad()
-def _evaluate(shared_forward, params, fixed, t, task, eval_rows) -> dict[str, tuple[list[float], list[float]]]:
+def _evaluate(forward, params, fixed, t, task, eval_rows) -> dict[str, tuple[list[float], list[float]]]:
     """Per-model (loss, accuracy) on each split, in chunks: ``{split: (losses, accs)}``."""
     k = next(iter(params.values())).shape[0] if params else next(iter(fixed.values())).shape[0]
     chunk = max(256, eval_rows // max(1, k))
@@ -531,8 +561,20 @@ def _evaluate(shared_forward, params, fixed, t, task, eval_rows) -> dict[str, tu
         acc_sum = torch.zeros(k, dtype=torch.float64, device=X.device)
         for start in range(0, n, chunk):
             xb, yb = X[start : start + chunk], y[start : start + chunk]
-            o = shared_forward(params, fixed, xb)
-            loss_sum += vmap(lambda oo: task_loss(task, oo, yb))(o).double() * xb.shape[0]
-            acc_sum += vmap(lambda oo: task_accuracy(task, oo, yb))(o).double() * xb.shape[0]
+            loss, acc = _loss_and_accuracy(task, forward(params, fixed, xb), yb)
+            loss_sum += loss.double() * xb.shape[0]
+            acc_sum += acc.double() * xb.shape[0]
         out[split] = ((loss_sum / n).tolist(), (acc_sum / n).tolist())
     return out
+
+
+def _loss_and_accuracy(task: str, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`task_loss` and :func:`task_accuracy` of each model: ``out`` ``(K, n, d_out)``
+    against the shared targets ``y`` ``(n,)``, as ``(K,)`` tensors (one batched pass, no vmap)."""
+    k, n = out.shape[0], out.shape[1]
+    if task == "classification":
+        target = y.expand(k, n)
+        loss = F.cross_entropy(out.flatten(0, 1), target.flatten(), reduction="none").view(k, n).mean(1)
+        return loss, (out.argmax(-1) == target).float().mean(1)  # float32, as task_accuracy
+    pred = out.reshape(k, n)
+    return F.mse_loss(pred, y.expand(k, n), reduction="none").mean(1), (pred.round() == y).float().mean(1)
