@@ -41,9 +41,18 @@ def learned_activations(panels: Sequence[dict]):
         knots, values = np.asarray(panel["knots"]), np.asarray(panel["values"])
         lo, hi = panel["visited_range"]
         inside = (knots >= lo) & (knots <= hi)
-        ax.plot(knots, values, color="0.75", lw=0.8)
-        ax.plot(knots[inside], values[inside], color=color("af"), lw=1.6)
+        ax.plot(knots, values, color="0.75", lw=0.8, marker=".", ms=2)
+        ax.plot(knots[inside], values[inside], color=color("af"), lw=1.6, marker=".", ms=3)
         ax.axvspan(lo, hi, color=color("af"), alpha=0.07, lw=0)
+        # The visited range is often a small part of the knot interval (one-hot inputs keep
+        # pre-activations near 0): zoom to it, with half its width of context on each side.
+        margin = max(0.5 * (hi - lo), 2 * float(np.diff(knots).mean()))
+        window = (knots >= lo - margin) & (knots <= hi + margin)
+        ax.set_xlim(lo - margin, hi + margin)
+        if window.any():
+            v = values[window]
+            pad = 0.1 * (v.max() - v.min() or 1.0)
+            ax.set_ylim(v.min() - pad, v.max() + pad)
         ax.set_title(f"{panel['task']}\nf = {panel['dominant_frequency']:.2f}/unit, "
                      f"{100 * panel['knots_visited']:.0f}% knots", fontsize=7)
         ax.set_xlabel("pre-activation")
