@@ -45,7 +45,7 @@ from .train import TrainConfig, TrainResult, _evaluate_at, as_tensors, trainable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PER_MODEL_FIELDS", "population_configs", "train_population"]
+__all__ = ["PER_MODEL_FIELDS", "population_configs", "population_groups", "train_population"]
 
 #: The :class:`TrainConfig` fields that may differ between the models of one population.
 PER_MODEL_FIELDS = ("lr", "weight_decay", "betas", "target_accuracy")
@@ -109,6 +109,28 @@ def _check_configs(configs: TrainConfig | Sequence[TrainConfig], k: int) -> list
                 f"only {PER_MODEL_FIELDS} may differ"
             )
     return configs
+
+
+def population_groups(models: Sequence[nn.Module], configs: Sequence[TrainConfig]) -> list[list[int]]:
+    """The indices of ``models`` grouped into populations :func:`train_population` accepts: same
+    architecture (module types and settings, parameter shapes; per-model numbers may differ) and
+    configs equal but for :data:`PER_MODEL_FIELDS`. Groups keep the models' order and appear in the
+    order of their first model.
+
+    Example::
+
+        >>> from pipeline.nn import make_mlp
+        >>> models = [make_mlp(4, 2, 1, 8), make_mlp(4, 2, 1, 16), make_mlp(4, 2, 1, 8)]
+        >>> population_groups(models, [TrainConfig(lr=1e-3), TrainConfig(), TrainConfig(lr=1e-2)])
+        [[0, 2], [1]]
+    """
+    if len(models) != len(configs):
+        raise ValueError(f"{len(configs)} configs for {len(models)} models: give one per model")
+    groups: dict[str, list[int]] = {}
+    for i, (model, config) in enumerate(zip(models, configs)):
+        shared = {k: v for k, v in config.to_dict().items() if k not in PER_MODEL_FIELDS}
+        groups.setdefault(repr((_module_signature(model), sorted(shared.items()))), []).append(i)
+    return list(groups.values())
 
 
 def _module_signature(model: nn.Module) -> list:
@@ -296,6 +318,7 @@ def train_population(
     seeds: Sequence[int] | None = None,
     on_eval: Callable[[int, dict], None] | None = None,
     eval_rows: int = 16384,
+    on_state: Callable[[int, dict[str, Tensor]], None] | None = None,
 ) -> list[TrainResult]:
     """Train K models of one architecture together; the same as K calls of ``train_model``.
 
@@ -315,6 +338,8 @@ def train_population(
             may differ. See :func:`population_configs`.
         seeds: the minibatch seed of each model (default ``0 .. K-1``).
         on_eval: called as ``on_eval(k, row)`` with each model's curve rows.
+        on_state: called as ``on_state(k, {name: tensor})`` with copies of model ``k``'s trainable
+            parameters at each of its evaluations, after ``on_eval`` (a training trajectory).
         eval_rows: rows evaluated per chunk, summed over the models in the batch (bounds the memory
             of evaluation: ``eval_rows x width`` activations; each model gets at least 256 rows).
 
@@ -491,6 +516,8 @@ def train_population(
             curves[i].append(row)
             if on_eval is not None:
                 on_eval(i, row)
+            if on_state is not None:
+                on_state(i, {nm: v[j].detach().clone() for nm, v in params.items()})
             target = configs[i].target_accuracy
             if steps_to_target[i] is None and target is not None and row["test_acc"] >= target:
                 steps_to_target[i] = step

@@ -37,7 +37,8 @@ from torch import Tensor, nn
 from ..complexity import total_variation
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
 from ..nn import InputActivations, SplineActivation, TanhScaled, make_mlp
-from .train import TrainConfig, evaluate_model, train_model
+from .population import population_groups, train_population
+from .train import TrainConfig, evaluate_model
 
 __all__ = [
     "FAMILIES",
@@ -47,6 +48,7 @@ __all__ = [
     "MetaSettings",
     "build_model",
     "fit_network",
+    "fit_networks",
     "iaf_from_dict",
     "iaf_to_dict",
     "learn_activations",
@@ -256,8 +258,10 @@ def softmax_function(model: nn.Module) -> Callable[[Tensor], Tensor]:
     """``x -> softmax(model(x))``: the class probabilities whose total variation the track reports
     (bounded like the baselines' ``predict_proba``, so complexities compare across model kinds)."""
 
+    dtype = next(model.parameters()).dtype  # float32 in the pipeline; float64 in exactness tests
+
     def f(x: Tensor) -> Tensor:
-        return torch.softmax(model(x.float()), dim=-1)
+        return torch.softmax(model(x.to(dtype)), dim=-1)
 
     return f
 
@@ -274,36 +278,73 @@ def fit_network(
     ``"trajectory"`` (the trainable parameters at init and at every evaluation), for the complexity
     landscapes of Fig. 7.
 
+    This is :func:`fit_networks` with one model: a model trains bit for bit as it does inside a
+    population (on CPU), so retraining a config of the train stage alone (the Fig. 7 views) gives
+    the model the stage selected.
+
+    **Shape**: ``data.X_*`` ``(n, d)``, ``data.y_*`` ``(n,)``.
+    """
+    return fit_networks([model], data, [config], seed, tv=tv, snapshots=snapshots)[0]
+
+
+def fit_networks(
+    models: Sequence[nn.Module], data: Any, configs: Sequence[TrainConfig], seed: int, *, tv: dict | None = None,
+    snapshots: bool = False,
+) -> list[dict]:
+    """:func:`fit_network` for every model of a search, the models that can train together
+    (same architecture; configs that differ only in learning rate, weight decay or betas; any
+    alpha, learned-AF values or initial weights) trained as one population
+    (:func:`pipeline.fit.population.train_population`, with per-model early stopping and
+    checkpoint selection: each model ends where ``train_model`` would end it). Minibatches come
+    from ``seed`` for every model, as the loop of the search drew them. Returns one result dict
+    per model, in order.
+
     **Shape**: ``data.X_*`` ``(n, d)``, ``data.y_*`` ``(n,)``.
     """
     from types import SimpleNamespace
 
-    started = time.perf_counter()
-    X_test = torch.as_tensor(data.X_test, dtype=torch.float32)
-    y_test = torch.as_tensor(data.y_test, dtype=torch.long)
+    models, configs = list(models), list(configs)
     lean = SimpleNamespace(X_train=data.X_train, y_train=data.y_train, X_val=data.X_val, y_val=data.y_val,
                            X_test=data.X_test[:0], y_test=data.y_test[:0])
-    trajectory: list[dict[str, Tensor]] = []
-    trainable = lambda: {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}  # noqa: E731
-    if snapshots:
-        trajectory.append(trainable())
-    on_eval = (lambda row: trajectory.append(trainable())) if snapshots else None
-    result = train_model(model, lean, "classification", config, seed, on_eval=on_eval)
+    results: list[dict | None] = [None] * len(models)
+    for group in population_groups(models, configs):
+        started = time.perf_counter()
+        members = [models[i] for i in group]
+        trajectories: list[list[dict[str, Tensor]]] = [[] for _ in group]
+        on_state = None
+        if snapshots:
+            for k, m in enumerate(members):
+                trajectories[k].append({n: v.detach().clone() for n, v in m.named_parameters() if v.requires_grad})
+            on_state = lambda k, state: trajectories[k].append(state)  # noqa: E731
+        trained = train_population(members, lean, "classification", [configs[i] for i in group], [seed] * len(group),
+                                   on_state=on_state)
+        # The population's time, shared equally: what each model cost.
+        seconds = (time.perf_counter() - started) / len(group)
+        for k, (i, result) in enumerate(zip(group, trained)):
+            out = _measure(models[i], result, data, seed, tv or {})
+            out["seconds"] = seconds + out.pop("measure_seconds")
+            if snapshots:
+                out["model"] = models[i]
+                out["trajectory"] = trajectories[k]
+            results[i] = out
+    return results
+
+
+def _measure(model: nn.Module, result, data: Any, seed: int, tv: dict) -> dict:
+    """The result dict of a trained model: accuracies, test accuracy, total variation."""
+    started = time.perf_counter()
+    dtype = next(model.parameters()).dtype
+    X_test = torch.as_tensor(data.X_test, dtype=dtype)
+    y_test = torch.as_tensor(data.y_test, dtype=torch.long)
     _, test_acc = evaluate_model(model, X_test, y_test, "classification")
-    tv = tv or {}
-    out = {
+    return {
         "train_acc": result.metrics["train_acc"],
         "val_acc": result.metrics["val_acc"],
         "test_acc": test_acc,
         "best_step": result.best_step,
         "steps_run": result.curve[-1]["step"] if result.curve else 0,
-        "tv": total_variation(softmax_function(model), torch.as_tensor(data.X_train, dtype=torch.float32),
+        "tv": total_variation(softmax_function(model), torch.as_tensor(data.X_train, dtype=dtype),
                               n_paths=tv.get("n_paths", 100), n_points=tv.get("n_points", 100), seed=seed),
         "diverged": not math.isfinite(result.curve[-1]["train_loss"]) if result.curve else False,
-        "seconds": time.perf_counter() - started,
+        "measure_seconds": time.perf_counter() - started,
     }
-    if snapshots:
-        out["model"] = model
-        out["trajectory"] = trajectory
-    return out
-

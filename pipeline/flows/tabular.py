@@ -51,6 +51,7 @@ from ..fit.tabular import (
     MetaSettings,
     build_model,
     fit_network,
+    fit_networks,
     learn_activations,
     softmax_function,
 )
@@ -427,28 +428,44 @@ def family_configs(family: str, params: dict, seed: int) -> list[dict]:
     return [{"depth": d, "width": w} for d, w in archs]
 
 
+def build_config_model(family: str, config: dict, learned: dict | None, data, seed: int) -> torch.nn.Module:
+    """The model of one config of a family, initialised from ``seed`` (every config of a seed
+    starts from the same draw: a paired comparison)."""
+    torch.manual_seed(seed)
+    # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
+    return build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1), max(config["width"], 1),
+                       alpha=config.get("alpha"), learned=learned, finetune=bool(config.get("finetune")))
+
+
 def train_config_row(family: str, config: dict, learned: dict | None, data, train: dict, seed: int,
                      snapshots: bool = False) -> dict:
     """Build and train one config of a family; returns its metrics (and the model with
-    ``snapshots``)."""
-    torch.manual_seed(seed)
-    finetune = bool(config.get("finetune"))
-    # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
-    model = build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1), max(config["width"], 1),
-                        alpha=config.get("alpha"), learned=learned, finetune=finetune)
-    return fit_network(model, data, train_config(train, finetune), seed, tv=train["tv"], snapshots=snapshots)
+    ``snapshots``). Gives the model :func:`train_config_rows` gives for the same config."""
+    model = build_config_model(family, config, learned, data, seed)
+    return fit_network(model, data, train_config(train, bool(config.get("finetune"))), seed, tv=train["tv"],
+                       snapshots=snapshots)
+
+
+def train_config_rows(family: str, configs: list[dict], learned: dict, data, train: dict, seed: int) -> list[dict]:
+    """Build and train every config of a family on one split (``learned``: the variants'
+    activations by variant name); configs of one architecture and fine-tuning option (differing
+    in alpha, AF variant values) train as one population (:func:`pipeline.fit.tabular.fit_networks`),
+    each with its own early stopping and checkpoint. Returns the metrics per config, in order."""
+    models = [build_config_model(family, c, learned.get(c.get("variant")), data, seed) for c in configs]
+    train_configs = [train_config(train, bool(c.get("finetune"))) for c in configs]
+    return fit_networks(models, data, train_configs, seed, tv=train["tv"])
 
 
 @unit_task(task_run_name="train-{dataset}-{family}-s{seed}-{tag}", code=MODEL_CODE)
 def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learned: dict, data: dict, train: dict,
                 tag: str = "search") -> dict:
     """Train every config of one family on one dataset and seed (``learned``: the variants'
-    activations by variant name)."""
+    activations by variant name), the configs that share an architecture as one population."""
     _threads(data)
     split = load_split(dataset, seed, data, "network")
+    results = train_config_rows(family, configs, learned, split, train, seed)
     rows = []
-    for config in configs:
-        result = train_config_row(family, config, learned.get(config.get("variant")), split, train, seed)
+    for config, result in zip(configs, results):
         rows.append({"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
                      "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
                      "finetune": config.get("finetune"), **result})
