@@ -1,5 +1,6 @@
-"""The Markdown report: every figure with a caption naming the paper figure it mirrors, and the
-results tables read from ``reports/metrics/*.json`` (the output contract)."""
+"""The Markdown report: every figure with a caption naming the paper figure it mirrors, the
+results tables read from ``reports/metrics/*.json`` (the output contract), and the benchmark
+records of ``reports/benchmarks/*.json`` (:mod:`pipeline.figures.performance`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 
 from .images import report_section as images_report
+from .performance import report_section as performance_report
 from .shortcut import report_section as shortcut_report
 
 #: Caption of each figure family, by the file-name prefix its stage writes.
@@ -189,6 +191,7 @@ def build_report(reports_dir: str | Path = "reports") -> str:
         out += table(json.loads(metrics_path.read_text())) + [""]
         for fig in sorted((root / "figures" / track).glob("*.png")):
             out += [f"![{fig.stem}](figures/{track}/{fig.name})", "", f"*{caption_for(fig)}*", ""]
+    out += ["## Performance", ""] + performance_report(root / "benchmarks")
     return "\n".join(out)
 
 
