@@ -5,17 +5,18 @@ and in elementwise passes over ``(K, batch, width)`` activations. With autograd 
 allocates a new tensor, and at K = 32, batch 256, width 64 those are 2 MiB blocks that the
 allocator returns to the system and takes back each step: a page fault per 4 KiB, which made the
 elementwise passes (bias, ReLU and their backward) cost as much as the matmuls. Here the forward
-and the backward of ``Linear``/ReLU/tanh/sigmoid/``tanh(alpha x)`` MLPs run by hand into buffers
-kept between steps, in place where the arithmetic allows (a ReLU overwrites its input, the
-gradient of a hidden layer is masked in place), with the loss's gradient in closed form.
+and the backward of MLPs of ``Linear`` layers with ReLU, tanh, sigmoid, ``tanh(alpha x)`` or a
+frozen spline AF (and a frozen input activation) run by hand into buffers kept between steps, in
+place where the arithmetic allows (a ReLU overwrites its input, the gradient of a hidden layer is
+masked in place), with the loss's gradient in closed form.
 
 The arithmetic is that of autograd on ``nn.Linear`` layers: ``baddbmm`` forward (addmm's),
 weight gradient ``g^T a``, bias gradient ``g.sum(batch)``, input gradient ``g W``; cross-entropy's
 gradient ``(softmax - onehot) / batch``; MSE's ``2 (out - y) / n``. In float64 a population
 trained this way matches a loop of ``train_model`` to 1e-10 (tests/test_population.py).
 
-Architectures with other modules (spline activations, GELU, sine, trainable activations) keep the
-autograd path of :mod:`pipeline.fit.population`: :meth:`StackedMLP.from_plan` returns ``None``.
+Architectures with other modules (GELU, sine, trainable activations) keep the autograd path of
+:mod:`pipeline.fit.population`: :meth:`StackedMLP.from_plan` returns ``None``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..nn.spline import _spline_forward
+
 __all__ = ["StackedMLP", "Workspace"]
 
 #: Elementwise ops of a plan this module differentiates by hand: their name in the plan's
 #: ``("fn", function)`` entries, by function.
 _BY_FUNCTION = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid"}
+
+
+def _spline(tensors: dict[str, Tensor], spec: tuple, x: Tensor, keep: bool) -> tuple[Tensor, Tensor | None]:
+    """A frozen stacked spline (``spec``: a plan's ``(values name, interval, extrapolation,
+    knots)``) at ``x``, and with ``keep`` its slope ``dy/dx``: the arithmetic of
+    :func:`pipeline.nn.spline.spline_eval_stacked` and of its backward for frozen values."""
+    name, (lo, hi), extrapolation, knots = spec
+    values = tensors[name].to(x.dtype)
+    n = values.shape[-1]
+    if knots is None:
+        knots = torch.linspace(lo, hi, n, dtype=torch.float64)
+    inv_h = (n - 1) / float(hi - lo)
+    y, slope, _, _ = _spline_forward(x, values, knots.to(device=x.device, dtype=x.dtype), inv_h, extrapolation, True, keep)
+    return y, slope
 
 
 class Workspace:
@@ -71,9 +88,10 @@ class StackedMLP:
         (torch.Size([3]), torch.Size([3, 8, 4]))
     """
 
-    def __init__(self, layers: list[tuple[str, str | None, list[tuple]]], trainable: set[str]):
-        self.layers = layers  # (weight name, bias name, [elementwise ops after it])
+    def __init__(self, layers: list[tuple[str, str | None, list[tuple]]], trainable: set[str], pre: list[tuple] = ()):
+        self.layers = layers  # (weight name, bias name, [the elementwise op after it, if any])
         self.trainable = trainable
+        self.pre = list(pre)  # a frozen input activation: applied to the data, no gradient needed
         self.work = Workspace()
 
     @classmethod
@@ -81,37 +99,44 @@ class StackedMLP:
         """The hand-differentiated form of ``plan``, or ``None`` when it has an op this module does
         not differentiate, a tied tensor, or a trainable tensor other than a Linear's."""
         layers: list[tuple[str, str | None, list[tuple]]] = []
+        pre: list[tuple] = []  # frozen input activations (IAFs) before the first Linear
         for op in plan:
             if op[0] == "linear":
                 layers.append((op[1], op[2], []))
+            elif op[0] == "spline" and op[1] not in trainable and (not layers or not layers[-1][2]):
+                (layers[-1][2] if layers else pre).append(("spline", op[1:]))
             elif not layers or layers[-1][2]:
-                return None  # an op before the first Linear (an input activation), or two in a row
+                return None  # another op before the first Linear, or two ops in a row
             elif op[0] == "fn" and op[1] in _BY_FUNCTION:
                 layers[-1][2].append((_BY_FUNCTION[op[1]], None))
             elif op[0] == "scaled" and op[2] is torch.tanh:
                 layers[-1][2].append(("scaled_tanh", op[1]))
             else:
                 return None
-        if not layers or layers[-1][2]:
+        if len(pre) > 1 or not layers or layers[-1][2]:
             return None  # the output must be a Linear's (the loss's gradient is taken there)
         linear_names = [n for w, b, _ in layers for n in (w, b) if n is not None]
         if len(set(linear_names)) != len(linear_names) or not set(trainable) <= set(linear_names):
             return None
-        return cls(layers, set(trainable))
+        return cls(layers, set(trainable), pre)
 
     @torch.no_grad()
     def forward(self, tensors: dict[str, Tensor], x: Tensor) -> Tensor:
         """The outputs ``(K, n, d_out)`` of the K models on ``x`` ``(K, n, d_in)`` (a buffer: valid
         until the next call), for evaluation."""
         k, n = x.shape[0], x.shape[1]
-        h = x
+        h = self._input(tensors, x)
         for i, (w_name, b_name, ops) in enumerate(self.layers):
             w = tensors[w_name]
             out = self.work.get(f"eval{i % 2}", (k, n, w.shape[1]), x)  # two buffers, alternating
             self._linear(tensors, w, b_name, h, out)
-            self._activate(tensors, ops, out)
-            h = out
+            h, _ = self._activate(tensors, ops, out, keep=False)
         return h
+
+    def _input(self, tensors: dict[str, Tensor], x: Tensor) -> Tensor:
+        for _, spec in self.pre:
+            x = _spline(tensors, spec, x, keep=False)[0]
+        return x
 
     @staticmethod
     def _linear(tensors: dict[str, Tensor], w: Tensor, b_name: str | None, h: Tensor, out: Tensor) -> None:
@@ -121,7 +146,9 @@ class StackedMLP:
             torch.baddbmm(tensors[b_name].unsqueeze(1), h, w.transpose(1, 2), out=out)
 
     @staticmethod
-    def _activate(tensors: dict[str, Tensor], ops: list[tuple], out: Tensor) -> None:
+    def _activate(tensors: dict[str, Tensor], ops: list[tuple], out: Tensor, keep: bool) -> tuple[Tensor, Tensor | None]:
+        """The op after a Linear, in place on ``out`` where it can be; returns the activation and,
+        for a spline with ``keep``, its local slope (what the backward needs)."""
         for kind, name in ops:
             if kind == "relu":
                 out.relu_()
@@ -129,8 +156,11 @@ class StackedMLP:
                 out.tanh_()
             elif kind == "sigmoid":
                 out.sigmoid_()
-            else:  # tanh(alpha x), alpha per model
+            elif kind == "scaled_tanh":  # tanh(alpha x), alpha per model
                 out.mul_(tensors[name].view(-1, 1, 1)).tanh_()
+            else:
+                return _spline(tensors, name, out, keep)
+        return out, None
 
     def loss_and_grads(self, tensors: dict[str, Tensor], x: Tensor, y: Tensor, task: str) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-model mean loss on ``(x, y)`` and the gradients of its sum (each model's own loss)
@@ -139,14 +169,16 @@ class StackedMLP:
             raise ValueError(f"x must be (K, batch, d) and y (K, batch), got {tuple(x.shape)} and {tuple(y.shape)}")
         k, batch = x.shape[0], x.shape[1]
         inputs, outputs = [], []  # per layer: its input, and its output after its elementwise ops
-        h = x
+        slopes: list[Tensor | None] = []  # per layer: a spline's dy/dx
+        h = self._input(tensors, x)
         for i, (w_name, b_name, ops) in enumerate(self.layers):
             w = tensors[w_name]
             out = self.work.get(f"out{i}", (k, batch, w.shape[1]), x)
             self._linear(tensors, w, b_name, h, out)
-            self._activate(tensors, ops, out)
+            out, slope = self._activate(tensors, ops, out, keep=i + 1 < len(self.layers))
             inputs.append(h)
             outputs.append(out)
+            slopes.append(slope)
             h = out
 
         # The loss and its gradient g with respect to the output ((K, batch, d_out), maybe a view).
@@ -188,7 +220,9 @@ class StackedMLP:
                     g_in.mul_(1 - a * a)
                 elif kind == "sigmoid":
                     g_in.mul_(a * (1 - a))
-                else:
+                elif kind == "scaled_tanh":
                     g_in.mul_(1 - a * a).mul_(tensors[name].view(k, 1, 1))
+                else:  # a frozen spline: dy/dx is its segment's slope (as its autograd backward)
+                    g_in.mul_(slopes[i - 1])
             g = g_in
         return losses, grads
