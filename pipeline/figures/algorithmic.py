@@ -33,9 +33,10 @@ def learning_curves(curves: Mapping[str, Sequence[Sequence[dict]]], title: str):
 
 def learned_activations(panels: Sequence[dict]):
     """Paper Fig. 12: the AFs learned for several tasks side by side, each drawn over the
-    pre-activation range its model visits, titled with its dominant frequency and the share of
-    knots that received gradient. Each panel: ``task``, ``knots``, ``values``, ``visited_range``,
-    ``dominant_frequency``, ``knots_visited``."""
+    pre-activation range its model visits, titled with its dominant frequency (and the highest
+    frequency the knot grid can represent) and the share of knots that received gradient. Each
+    panel: ``task``, ``knots``, ``values``, ``visited_range``, ``dominant_frequency``,
+    ``knots_visited``."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         knots, values = np.asarray(panel["knots"]), np.asarray(panel["values"])
@@ -53,7 +54,10 @@ def learned_activations(panels: Sequence[dict]):
             v = values[window]
             pad = 0.1 * (v.max() - v.min() or 1.0)
             ax.set_ylim(v.min() - pad, v.max() + pad)
-        ax.set_title(f"{panel['task']}\nf = {panel['dominant_frequency']:.2f}/unit, "
+        # The knot grid cannot represent more than one cycle per two knot spacings: a dominant
+        # frequency at that limit is set by the grid's resolution, not by the task.
+        nyquist = 0.5 / float(np.diff(knots).mean())
+        ax.set_title(f"{panel['task']}\nf = {panel['dominant_frequency']:.2f}/unit (grid limit {nyquist:.2f}), "
                      f"{100 * panel['knots_visited']:.0f}% knots", fontsize=7)
         ax.set_xlabel("pre-activation")
     return fig
