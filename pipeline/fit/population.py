@@ -242,11 +242,13 @@ class _OptimizerScalars:
     def _tensor(self, values: list[float]) -> Tensor:
         return torch.tensor(values, dtype=torch.float64).to(dtype=self.dtype, device=self.device)
 
-    def at(self, step: int) -> dict[str, Tensor]:
-        """The numbers of step ``step`` (1-based): the static ones and the bias corrections."""
+    def at(self, step: int) -> dict[str, Any]:
+        """The numbers of step ``step`` (1-based): the static ones and the bias corrections (and
+        ``any_wd``: whether some model has weight decay)."""
         step_size = [c.lr / (1 - c.betas[0] ** step) for c in self.configs]
         bc2_sqrt = [(1 - c.betas[1] ** step) ** 0.5 for c in self.configs]
-        return {**self.static, "step_size": self._tensor(step_size), "bc2_sqrt": self._tensor(bc2_sqrt)}
+        return {**self.static, "step_size": self._tensor(step_size), "bc2_sqrt": self._tensor(bc2_sqrt),
+                "any_wd": any(c.weight_decay != 0 for c in self.configs)}
 
 
 class _Flat:
@@ -284,7 +286,7 @@ def _copy_rows(store: Tensor, flat: Tensor, local: list[int], original: list[int
 
 
 def _optimizer_step(
-    optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Tensor], step: int, work: Workspace
+    optimizer: str, p: Tensor, g: Tensor, m: Tensor, v: Tensor | None, hp: dict[str, Any], step: int, work: Workspace
 ) -> None:
     """One step of ``optimizer`` on stacked tensors ``(K, ...)`` with per-model settings, in the
     arithmetic of torch.optim's single-tensor implementations (AdamW, Adam, SGD with momentum 0.9
@@ -292,7 +294,7 @@ def _optimizer_step(
     col = lambda key: hp[key].view(-1, *([1] * (p.dim() - 1)))  # noqa: E731
     tmp = work.get("opt_tmp", p.shape, p)
     if optimizer == "sgd":
-        if float(hp["wd"].abs().max()) > 0:
+        if hp["any_wd"]:  # torch.optim skips the term when weight_decay is 0
             g = torch.mul(p, col("wd"), out=tmp).add_(g)  # g + wd * p, as torch.optim
         if step == 1:
             m.copy_(g)
@@ -437,7 +439,7 @@ def train_population(
 
     else:
         batched_loss = vmap(lambda out, y: task_loss(task, out, y))
-    # A ReLU/tanh MLP whose trainable tensors are its Linears' skips autograd (stacked_mlp).
+    # An MLP of Linears and ReLU / tanh / frozen-spline activations skips autograd (stacked_mlp).
     manual = StackedMLP.from_plan(plan, train_names) if plan is not None and train_names else None
     if manual is not None:
 
