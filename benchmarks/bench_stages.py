@@ -100,6 +100,7 @@ def main(argv=None) -> dict:
     if params.get("profile") != "quick":
         raise SystemExit(f"params.yaml has profile: {params.get('profile')!r}; this benchmark times the quick profile")
 
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     workdir = Path(tempfile.mkdtemp(prefix="bench_stages_"))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -146,7 +147,7 @@ def main(argv=None) -> dict:
     print(table(rows + [["total (stages)", total, "", ""]], ["stage", "seconds", "status", "load before / after"]))
     payload = {
         "benchmark": "stages",
-        "settings": {"profile": "quick", "mirror": params.get("data", {}).get("mirror"), "stages": order,
+        "settings": {"profile": "quick", "mirror": params.get("data", {}).get("mirror"), "stages": order, "commit": commit,
                      "command": "dvc repro --force --single-item STAGE, in DAG order, fresh copy, one Prefect server"},
         "environment": environment(),
         "results": results,
