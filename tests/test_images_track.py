@@ -145,3 +145,11 @@ def test_learned_af_files_round_trip_through_the_public_loader(tiny, tmp_path):
     assert act.n_knots == 49 and act.meta["trained_on"] == "digits/regression"
     with torch.no_grad():
         assert not math.isnan(float(act(torch.linspace(-6, 6, 7)).sum()))
+
+
+def test_activation_means_pool_all_models_of_each_activation():
+    runs = [{"dataset": "d", "task": "regression", "activation": a, "test_acc": acc, "train_acc": tr, "tv": tv}
+            for a, acc, tr, tv in [("relu", 0.4, 0.6, 3.0), ("relu", 0.6, 0.8, 5.0), ("af_zeros_init", 0.9, 1.0, 7.0)]]
+    means = images.activation_means(runs)["d"]["regression"]
+    assert means["relu"] == pytest.approx({"test_acc": 0.5, "train_acc": 0.7, "tv": 4.0, "n": 2})
+    assert means["af_zeros_init"] == pytest.approx({"test_acc": 0.9, "train_acc": 1.0, "tv": 7.0, "n": 1})

@@ -74,3 +74,23 @@ def test_meta_learning_with_the_margin_objective_raises_the_validation_margin():
     assert all(-1.0 <= v <= 1.0 for v in values)
     assert abs(values[0]) < 0.2  # constant outputs: margins +-b on the two classes
     assert min(values[-5:]) < -0.5  # a network that separates V on most rows
+
+
+def test_keep_last_returns_the_final_values_where_best_returns_the_first_steps_for_an_out_of_distribution_v():
+    # T' labels follow feature 0, V's follow feature 1: the longer the inner run, the worse V's loss,
+    # whatever the AF, so "best" falls on the first outer steps (shortcut learning's V behaves so)
+    gen = torch.Generator().manual_seed(0)
+    X, Xv = torch.randn(120, 2, generator=gen), torch.randn(120, 2, generator=gen)
+    y, yv = (X[:, 0] > 0).long(), (Xv[:, 1] > 0).long()
+    results, finals = {}, {}
+    for keep in ("best", "last"):
+        act = SplineActivation(n_knots=13, interval=(-3, 3), init="relu")
+        model = make_mlp(2, 2, 1, 16, activation=act)
+        config = MetaConfig(n_max=10, patience=None, smoothing=0.0, keep=keep, inner=InnerOptimizer("adam", 0.05))
+        results[keep] = meta_learn(model, X, y, Xv, yv, config=config, seed=0)
+        finals[keep] = act.values.detach().clone()
+    assert [r["val_loss"] for r in results["best"].history] == [r["val_loss"] for r in results["last"].history]
+    assert results["best"].best_step <= 3 and results["last"].best_step == 10
+    assert not torch.allclose(finals["best"], finals["last"])
+    with pytest.raises(ValueError, match=r"keep.*'first'.*'best', 'last'"):
+        MetaConfig(keep="first")

@@ -108,3 +108,16 @@ def test_figure_is_written(tiny, tmp_path):
     assert path.stat().st_size > 5000
     text = "\n".join(report_section({"collages/bundled_digits": entries}, {"chance": 0.5}))
     assert "AF-cifar on the CIFAR-predictive set" in text and "points vs ReLU" in text
+
+
+@pytest.mark.parametrize("key,value,needle", [("keep", "first", "keep = 'first'.*'best', 'last'"),
+                                               ("val_objective", "accuracy", "val_objective = 'accuracy'.*'loss', 'margin'")])
+def test_bad_meta_objective_or_keep_is_rejected_before_any_work(tmp_path, key, value, needle):
+    from stages.params import load_params
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert load_params(ROOT / "params.yaml")["shortcut"]["meta"]["keep"] in ("best", "last")
+    params["shortcut"]["meta"][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ValueError, match=needle):
+        load_params(tmp_path / "params.yaml")

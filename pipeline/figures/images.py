@@ -131,8 +131,9 @@ def _pct(v) -> str:
 def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | None = None) -> list[str]:
     """Markdown of the image track for ``reports/report.md``: results per set and task (test
     accuracy %, mean ± std over seeds at the grid point selected on validation), the Spearman
-    correlation of accuracy and TV per set for classification and regression, the comparisons of the
-    acceptance criteria, and which data each result used (``tables``: ``reports/tables/images.json``)."""
+    correlation of accuracy and TV per set for classification and regression with the mean accuracy
+    and TV of each activation's models, the comparisons of the acceptance criteria, and which data
+    each result used (``tables``: ``reports/tables/images.json``)."""
     tables = tables or {}
     models = _order({m for e in metrics.values() for m in e})
     lines = [f"Profile `{tables.get('profile', '?')}`. Test accuracy in % (mean ± std over seeds) at the width and "
@@ -153,6 +154,15 @@ def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | 
         lines += ["", "Spearman correlation of test accuracy and TV across all models (activations x grid x seeds):", "",
                   "| set | classification | regression |", "|---|---|---|"]
         lines += [f"| {d} | {fmt(t.get('classification'))} | {fmt(t.get('regression'))} |" for d, t in sorted(spearman.items())]
+    by_activation = tables.get("by_activation", {})
+    if by_activation:
+        lines += ["", "Mean over each activation's models (all grid points and seeds): test accuracy % / train "
+                  "accuracy % / TV. The correlation above pools these groups.", ""]
+        for d, tasks in sorted(by_activation.items()):
+            for task, acts in sorted(tasks.items()):
+                lines.append(f"- {d}/{task}: " + "; ".join(
+                    f"{m} {_pct(e['test_acc'])} / {_pct(e['train_acc'])} / {e['tv']:.2f}"
+                    for m, e in ((m, acts[m]) for m in _order(acts))))
     lines += [""]
     for key in sorted(metrics):
         row, (dataset, task) = metrics[key], key.rsplit("/", 1)

@@ -223,12 +223,14 @@ def image_mlp(d_in: int, d_out: int, depth: int, width: int, activation: str | S
 
 
 def meta_config(meta: dict, train: dict) -> MetaConfig:
-    """Algorithm 1's settings from params: the inner loop trains with Adam at ``meta.inner_lr``."""
+    """Algorithm 1's settings from params: the inner loop trains with Adam at ``meta.inner_lr``;
+    ``meta.val_objective`` (optional, default ``loss``) is what the outer step minimises on V and
+    ``meta.keep`` (optional, default ``best``) which values are returned (:class:`MetaConfig`)."""
     return MetaConfig(
         n_max=meta["n_max"], truncation=meta["truncation"], episodes_per_step=meta["episodes_per_step"],
         inner=InnerOptimizer("adam", lr=meta["inner_lr"], weight_decay=train["weight_decay"]),
         inner_batch_size=meta["inner_batch_size"], episode_size=meta["episode_size"], outer_lr=meta["outer_lr"],
-        patience=None,
+        patience=None, val_objective=meta.get("val_objective", "loss"), keep=meta.get("keep", "best"),
     )
 
 
@@ -394,7 +396,8 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
                summary_path: str) -> dict:
     """Train every activation x grid point x seed on every set and task the meta-learning stage
     used; write all runs, the metrics of the output contract and a summary (Spearman correlation of
-    test accuracy and TV across models per set and task, the data's provenance, skipped sets)."""
+    test accuracy and TV across models per set and task, the mean accuracy and TV of each
+    activation's models, the data's provenance, skipped sets)."""
     limit_torch_threads(params["runner"])
     datasets = json.loads((Path(af_dir) / "datasets.json").read_text())
     up = unit_params(params)
@@ -411,8 +414,8 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
             progress.update()
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise(runs)
-    summary = {"spearman": spearman_by_dataset(runs), "data": datasets["provenance"], "skipped": datasets["skipped"],
-               "profile": params["profile"]}
+    summary = {"spearman": spearman_by_dataset(runs), "by_activation": activation_means(runs),
+               "data": datasets["provenance"], "skipped": datasets["skipped"], "profile": params["profile"]}
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
     atomic_write_text(Path(summary_path), json.dumps(summary, indent=1, sort_keys=True, default=str))
     table = [{"dataset": d, "model": m, **{k: v for k, v in e.items() if not isinstance(v, (list, dict))}}
@@ -467,4 +470,21 @@ def spearman_by_dataset(runs: list[dict]) -> dict:
             rho, p = float(res.statistic), float(res.pvalue)
         out.setdefault(dataset, {})[task] = {"rho": None if math.isnan(rho) else rho,
                                              "p": None if math.isnan(p) else p, "n": len(rs)}
+    return out
+
+
+def activation_means(runs: list[dict]) -> dict:
+    """Per set, task and activation, means over all its models (grid x seeds): ``{dataset: {task:
+    {activation: {"test_acc", "train_acc", "tv", "n"}}}}``. Why: the Spearman correlation pools the
+    activations, and these means show whether a correlation (or its absence) comes from between
+    activations (e.g. learned AFs both more complex and more accurate than ReLU) or from within one."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["task"], r["activation"]), []).append(r)
+    out: dict[str, dict] = {}
+    for (dataset, task, activation), rs in sorted(groups.items()):
+        out.setdefault(dataset, {}).setdefault(task, {})[activation] = {
+            "test_acc": statistics.fmean(r["test_acc"] for r in rs),
+            "train_acc": statistics.fmean(r["train_acc"] for r in rs),
+            "tv": statistics.fmean(r["tv"] for r in rs), "n": len(rs)}
     return out

@@ -34,6 +34,7 @@ from ..complexity import total_variation
 from ..data import PreparedData, prepare_dataset, split_tiles
 from ..data.collages import DATA_CHOICES
 from ..fit import evaluate_model, train_model
+from ..meta.algorithm import KEEP, VAL_OBJECTIVES
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
@@ -59,7 +60,7 @@ SCHEMA = {
               "held_out": _NUMBER},
     "meta": {"truncation": _OPT_INT, "episodes_per_step": int, "inner_lr": _NUMBER,
              "inner_batch_size": _OPT_INT, "episode_size": _OPT_INT, "outer_lr": _NUMBER, "init": INITS,
-             "n_knots": int, "interval": list},
+             "n_knots": int, "interval": list, "val_objective": VAL_OBJECTIVES, "keep": KEEP},
     "tv": {"n_paths": int, "n_points": int},
     "profiles": {"quick": _PROFILE, "paper": _PROFILE},
 }

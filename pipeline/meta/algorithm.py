@@ -32,6 +32,8 @@ Params = dict[str, Tensor]
 META_MODULE_TYPES = (SplineActivation, InputActivations)
 #: What the outer step minimises on V (``MetaConfig.val_objective``).
 VAL_OBJECTIVES = ("loss", "margin")
+#: Which values :func:`meta_learn` returns (``MetaConfig.keep``).
+KEEP = ("best", "last")
 
 
 def normalized_margin_objective(output: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -92,6 +94,12 @@ class MetaConfig:
         val_objective: what the outer step minimises on V: ``loss`` (the task loss, the paper's
             choice) or ``margin`` (classification only: :func:`normalized_margin_objective`, a
             scale-free stand-in for V's accuracy). Early stopping and the best step follow it.
+        keep: which values to return: ``best`` (those of the outer step with the lowest smoothed
+            V objective) or ``last`` (those after the final outer step). Why ``last`` exists: the
+            V objective of different outer steps is measured after different horizons; when V is
+            out of distribution (shortcut learning) a longer inner run fits the training shortcut
+            harder and the V loss rises with the horizon whatever the activation, so ``best``
+            picks the first steps, i.e. the initial activation.
     """
 
     n_max: int = 150
@@ -107,6 +115,7 @@ class MetaConfig:
     smoothing: float = 0.9
     min_steps: int = 20
     val_objective: str = "loss"
+    keep: str = "best"
 
     def __post_init__(self):
         checks = {
@@ -121,10 +130,11 @@ class MetaConfig:
             "smoothing": 0 <= self.smoothing < 1,
             "min_steps": self.min_steps >= 0,
             "val_objective": self.val_objective in VAL_OBJECTIVES,
+            "keep": self.keep in KEEP,
         }
         for key, ok in checks.items():
             if not ok:
-                allowed = f"; allowed: {VAL_OBJECTIVES}" if key == "val_objective" else ""
+                allowed = {"val_objective": f"; allowed: {VAL_OBJECTIVES}", "keep": f"; allowed: {KEEP}"}.get(key, "")
                 raise ValueError(f"MetaConfig.{key} has an invalid value {getattr(self, key)!r}{allowed}")
         if isinstance(self.inner, dict):
             object.__setattr__(self, "inner", InnerOptimizer(**self.inner))
@@ -138,11 +148,12 @@ class MetaResult:
     """What :func:`meta_learn` returns.
 
     Attributes:
-        activations: the meta-learned modules by their name in the model, holding the best values.
+        activations: the meta-learned modules by their name in the model, holding the best values
+            (or the last ones: ``MetaConfig.keep``).
         history: one dict per outer step (``step``, ``horizon``, ``val_loss`` (the value of
             ``MetaConfig.val_objective``), ``val_loss_smooth``, ``val_acc``, ``meta_grad_norm``,
             ``knots_visited``, ``knots_visited_total``, ``skipped``, ``seconds``).
-        best_step: the outer step whose values were kept.
+        best_step: the outer step whose values were kept (the last step with ``keep="last"``).
         stopped_early: whether patience ran out before ``n_max``.
     """
 
@@ -413,6 +424,8 @@ def meta_learn_problems(
             stopped = True
             break
 
+    if config.keep == "last":  # the values after the last outer step are already in place
+        return MetaResult(activations=dict(meta), history=history, best_step=len(history), stopped_early=stopped)
     with torch.no_grad():
         for p, value in zip(shared, best["values"]):
             p.copy_(value)
