@@ -1,10 +1,10 @@
 """The end-to-end wall time of each DVC stage of the quick profile, in a fresh copy of the repository.
 
-    .venv/bin/python benchmarks/bench_stages.py [--stages tabular_train ...] [--keep]
+    .venv/bin/python benchmarks/bench_stages.py [--stages tabular_prepare tabular_metalearn tabular_train] [--rev REV] [--keep]
 
-Copies the tracked files (``git ls-files``, with uncommitted edits) into a temporary folder, so
-that no cached result of this checkout (``.prefect_results/``, ``artifacts/``, the DVC cache) is
-reused and the checkout's own outputs are left alone; runs the quick profile offline there (no data
+Copies the tracked files (``git ls-files``, with uncommitted edits; or those of ``--rev``) into a
+temporary folder, so that no cached result of this checkout (``.prefect_results/``, ``artifacts/``,
+the DVC cache) is reused and the checkout's own outputs are left alone; runs the quick profile offline there (no data
 mirror: ``data.mirror`` as in params.yaml, ``PIPELINE_DATA_MIRROR`` unset) with one shared Prefect
 server, as ``make repro`` does; and times every stage in the order of the DAG with
 ``dvc repro --force --single-item STAGE`` (a stage's time includes DVC's hashing and lock writing,
@@ -13,7 +13,9 @@ as in a real run). Then times a ``dvc repro`` of the unchanged tree (nothing sho
 
 Unlike the other benchmarks this one compares nothing side by side: its times are absolute and
 move with the machine's load, which it records (load average before and after every stage). The
-full run takes about 9 minutes on 2 quiet cores.
+full run took about 10 minutes on 2 loaded cores. To compare two versions of a stage, run them one
+after the other, e.g. ``--stages tabular_prepare tabular_metalearn tabular_train --rev REV --out
+DIR`` and the same without ``--rev``, alternating (a stage needs the outputs of those before it).
 """
 
 from __future__ import annotations
@@ -34,8 +36,14 @@ from _common import ROOT, environment, table, write_json
 BIN = Path(sys.executable).parent
 
 
-def copy_repo(dest: Path) -> None:
-    """The tracked files of this checkout (working-tree versions) in ``dest``, a git repository."""
+def copy_repo(dest: Path, rev: str | None = None) -> None:
+    """The tracked files of this checkout (working-tree versions), or of the git revision ``rev``,
+    in ``dest``, a git repository."""
+    if rev is not None:
+        archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+        return
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
         source = ROOT / name
@@ -86,6 +94,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", nargs="+", default=None, help="only these stages (in DAG order; default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
+    parser.add_argument("--rev", default=None, help="time this git revision instead of the working tree")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per stage")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -100,7 +109,8 @@ def main(argv=None) -> dict:
     if params.get("profile") != "quick":
         raise SystemExit(f"params.yaml has profile: {params.get('profile')!r}; this benchmark times the quick profile")
 
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    describe = ["git", "describe", "--always"] + ([args.rev] if args.rev else ["--dirty"])
+    commit = subprocess.run(describe, cwd=ROOT, capture_output=True, text=True).stdout.strip()
     workdir = Path(tempfile.mkdtemp(prefix="bench_stages_"))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -109,7 +119,7 @@ def main(argv=None) -> dict:
     server = [sys.executable, "-m", "pipeline.flows.server"]
     rows, results, failed = [], {}, None
     try:
-        copy_repo(workdir)
+        copy_repo(workdir, args.rev)
         print(f"copy of the repository: {workdir}", flush=True)
         seconds, rc, log = run([*server, "start"], workdir, env, 300)
         if rc:
