@@ -3,9 +3,12 @@
 The paper's experiments train thousands of small MLPs (grids x seeds x datasets). Trained one at a
 time, a small MLP spends most of its step in Python and in launching tiny kernels; a population
 stacks the K models' parameters (``torch.func.stack_module_state`` style: one tensor of shape
-``(K, *shape)`` per parameter), runs their forward passes as one ``vmap(functional_call)``, and
+``(K, *shape)`` per parameter), runs their forward passes as one batched computation, and
 updates them with one batched optimiser step whose learning rate, weight decay and betas are
-per-model tensors. Each model keeps its own minibatch stream, its own early stopping and its own
+per-model tensors. The forward pass of an MLP is a ``baddbmm`` per layer; an MLP of Linears and
+ReLU / tanh / ``tanh(alpha x)`` / frozen learned activations also gets its backward by hand into
+reused buffers (:mod:`pipeline.fit.stacked_mlp`); other architectures go through
+``vmap(functional_call)`` and autograd. Each model keeps its own minibatch stream, its own early stopping and its own
 best checkpoint, so the population is exactly K runs of :func:`pipeline.fit.train.train_model`:
 
 >>> results = train_population(models, data, "classification", configs, seeds)  # doctest: +SKIP
