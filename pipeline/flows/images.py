@@ -48,6 +48,7 @@ from ..data.registry import ALIASES
 from ..data.sources import MIRROR_ENV, Source
 from ..fit import TrainConfig, train_model
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
+from ..meta.algorithm import GLOBAL_RNG_LOCK
 from ..nn import ACTIVATIONS, INITS, SplineActivation, make_mlp
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
@@ -222,6 +223,15 @@ def image_mlp(d_in: int, d_out: int, depth: int, width: int, activation: str | S
     return make_mlp(d_in, d_out, depth, width, acts[0] if len(acts) == 1 else acts)
 
 
+def seeded_mlp(seed: int, *args, **kwargs) -> nn.Sequential:
+    """:func:`image_mlp` whose initial weights depend on ``seed`` only: drawn under ``seed`` while
+    holding the global-generator lock, so that units running in threads do not interleave draws;
+    the global generator's state is restored afterwards."""
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return image_mlp(*args, **kwargs)
+
+
 def meta_config(meta: dict, train: dict) -> MetaConfig:
     """Algorithm 1's settings from params: the inner loop trains with Adam at ``meta.inner_lr``;
     ``meta.val_objective`` (optional, default ``loss``) is what the outer step minimises on V and
@@ -250,7 +260,6 @@ def learn_image_activation(
     n = params["model"]["depth"] if per_layer else 1
     acts = [SplineActivation(meta["n_knots"], tuple(meta["interval"]), init=init) for _ in range(n)]
     model = image_mlp(X.shape[1], d_out, params["model"]["depth"], meta["width"], acts)
-    torch.manual_seed(seed)
     result = meta_learn(model, X, y, X_val=X_val, y_val=y_val, task=task,
                         config=meta_config(meta, params["train"]), seed=seed, on_step=on_step)
     for act in acts:
@@ -279,8 +288,7 @@ def fit_and_measure(data: PreparedData, task: str, activation, width: int, lr: f
     """Train one MLP (early stopping on validation accuracy) and measure its TV on the training
     inputs. Returns accuracies, TV, the kept step and the seconds taken."""
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    model = image_mlp(data.n_features, _d_out(data, task), params["model"]["depth"], width, activation)
+    model = seeded_mlp(seed, data.n_features, _d_out(data, task), params["model"]["depth"], width, activation)
     result = train_model(model, data, task, train_config(params["train"], lr), seed)
     tv = total_variation(result.model, torch.as_tensor(data.X_train, dtype=torch.float32),
                          n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"], seed=seed)

@@ -39,7 +39,7 @@ from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
-from .images import DATA_SOURCES, activation_from_specs, data_source, image_mlp, learn_image_activation, train_config
+from .images import DATA_SOURCES, activation_from_specs, data_source, learn_image_activation, seeded_mlp, train_config
 from .progress import Progress
 from .runners import gpu_placement, limit_torch_threads
 
@@ -143,9 +143,8 @@ def train_unit(model: str, spec: dict | None, seed: int, params: dict, data_cfg:
     started = time.perf_counter()
     data = load_collages(params, data_cfg, seed)
     view = training_view(data, model, params["train"]["held_out"], seed)
-    torch.manual_seed(seed)
     activation = activation_from_specs("relu" if spec is None else model, None if spec is None else [spec])
-    net = image_mlp(view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation)
+    net = seeded_mlp(seed, view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation)
     Xc, yc = (torch.as_tensor(a) for a in data.splits["test_complex"])
 
     def also_cifar(row: dict) -> None:  # the curve's test_acc is the MNIST-predictive set

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -34,6 +35,10 @@ META_MODULE_TYPES = (SplineActivation, InputActivations)
 VAL_OBJECTIVES = ("loss", "margin")
 #: Which values :func:`meta_learn` returns (``MetaConfig.keep``).
 KEEP = ("best", "last")
+#: Held while seeding and drawing from torch's global generator. Why: units of work run in threads
+#: (the ``threads`` runner); two of them seeding and drawing at once interleave their draws, and a
+#: seed no longer fixes the weights it was meant to fix.
+GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def normalized_margin_objective(output: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -223,7 +228,7 @@ def fresh_weights(model: nn.Module, meta: dict[str, nn.Module], seed: int) -> Pa
     """New random values of every non-meta parameter (each layer's own ``reset_parameters``)."""
     work = copy.deepcopy(model)
     meta_names = set(meta)
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for name, module in work.named_modules():
             if name not in meta_names and hasattr(module, "reset_parameters"):
