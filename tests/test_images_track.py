@@ -153,3 +153,17 @@ def test_activation_means_pool_all_models_of_each_activation():
     means = images.activation_means(runs)["d"]["regression"]
     assert means["relu"] == pytest.approx({"test_acc": 0.5, "train_acc": 0.7, "tv": 4.0, "n": 2})
     assert means["af_zeros_init"] == pytest.approx({"test_acc": 0.9, "train_acc": 1.0, "tv": 7.0, "n": 1})
+
+
+def test_seeded_mlp_weights_depend_on_the_seed_only_also_when_built_in_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def weights(seed):
+        return torch.cat([p.detach().flatten() for p in images.seeded_mlp(seed, 30, 3, 2, 64, "relu").parameters()])
+
+    reference = {s: weights(s) for s in range(3)}
+    assert not torch.equal(reference[0], reference[1])
+    with ThreadPoolExecutor(3) as pool:
+        seeds = [0, 1, 2] * 20
+        built = list(pool.map(weights, seeds))
+    assert all(torch.equal(w, reference[s]) for s, w in zip(seeds, built))
