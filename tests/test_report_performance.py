@@ -43,6 +43,7 @@ def test_records_are_printed_with_their_targets_and_missing_ones_are_named(tmp_p
     # the two records not written are named, with the command that makes them
     assert "no `benchmarks/spline.json` (run `.venv/bin/python benchmarks/bench_spline.py`)" in text
     assert "no `benchmarks/meta_memory.json`" in text
+    assert "no `benchmarks/tabular_units.json` (run `.venv/bin/python benchmarks/bench_tabular_units.py`)" in text
 
 
 def test_the_report_has_the_section_even_without_records_and_survives_a_bad_record(tmp_path):

@@ -1,5 +1,6 @@
 """The report's Performance section: the benchmark records of ``benchmarks/`` (issue 8), read from
-``reports/benchmarks/{spline,population,meta_memory,stages}.json``, with the acceptance targets.
+``reports/benchmarks/{spline,population,meta_memory,tabular_units,stages}.json``, with the
+acceptance targets.
 
 Each benchmark writes its JSON when it is run (``.venv/bin/python benchmarks/bench_<name>.py``);
 the section prints what it finds, says which records are missing and how to make them, and states
@@ -19,6 +20,7 @@ BENCHMARKS = {
     "spline": ("Spline AF versus ReLU", "benchmarks/bench_spline.py"),
     "population": ("Populations of MLPs versus a loop", "benchmarks/bench_population.py"),
     "meta_memory": ("Meta-learning outer step: time and memory", "benchmarks/bench_meta_memory.py"),
+    "tabular_units": ("Tabular training units: populations versus a loop", "benchmarks/bench_tabular_units.py"),
     "stages": ("End-to-end time of each stage (quick profile)", "benchmarks/bench_stages.py"),
 }
 
@@ -36,7 +38,9 @@ def _load(root: Path, name: str) -> dict | None:
 def _measured_on(record: dict) -> str:
     env = record.get("environment", {})
     load = env.get("load_average")
-    device = env.get("cuda") or f"{env.get('cpu_count', '?')}-core CPU, {env.get('torch_threads', '?')} torch thread(s)"
+    device = env.get("cuda") or f"{env.get('cpu_count', '?')}-core CPU"
+    if record.get("benchmark") != "stages":  # the stages run in their own processes, with their own threads
+        device += f", {env.get('torch_threads', '?')} torch thread(s)"
     where = f"measured {env.get('time', '?')} on {device}, torch {env.get('torch', '?')}"
     return where + (f", load average {load[0]:.1f}" if load else "")
 
@@ -91,6 +95,15 @@ def _meta_memory(record: dict) -> list[str]:
     return lines
 
 
+def _tabular_units(record: dict) -> list[str]:
+    lines = ["| dataset / family | configs | loop s | populations s | speedup |", "|---|---|---|---|---|"]
+    for key, r in record["results"].items():
+        lines.append(f"| {key} | {r['configs']} | {r['loop_s']:.2f} | {r['population_s']:.2f} | {r['speedup']:.2f}x |")
+    total = record["total"]
+    lines.append(f"| **all** | | **{total['loop_s']:.2f}** | **{total['population_s']:.2f}** | **{total['speedup']:.2f}x** |")
+    return lines
+
+
 def _stages(record: dict) -> list[str]:
     results = record["results"]
     lines = ["| stage | seconds | |", "|---|---|---|"]
@@ -111,7 +124,8 @@ def _stages(record: dict) -> list[str]:
     return lines + notes
 
 
-_SECTIONS = {"spline": _spline, "population": _population, "meta_memory": _meta_memory, "stages": _stages}
+_SECTIONS = {"spline": _spline, "population": _population, "meta_memory": _meta_memory,
+             "tabular_units": _tabular_units, "stages": _stages}
 
 
 def report_section(bench_dir: str | Path) -> list[str]:
