@@ -128,7 +128,7 @@ class StackedMLP:
         h = self._input(tensors, x)
         for i, (w_name, b_name, ops) in enumerate(self.layers):
             w = tensors[w_name]
-            out = self.work.get(f"eval{i % 2}", (k, n, w.shape[1]), x)  # two buffers, alternating
+            out = self.work.get(f"eval{i}_{n}", (k, n, w.shape[1]), x)  # per layer and chunk size: reused
             self._linear(tensors, w, b_name, h, out)
             h, _ = self._activate(tensors, ops, out, keep=False)
         return h
