@@ -51,3 +51,24 @@ def test_main_runs_keep_the_whole_budget_and_sweeps_may_stop():
     assert all(r["stop_after_95"] == 8 for r in runs if r["group"] != "main")
     # 4 tasks x (AF + 5 controls) x 3 seeds; (8 fractions + 4 widths) x 2 x 3 seeds; 12 x (12 + 2) x 1
     assert len(runs) == 72 + 72 + 168
+
+
+def test_grok_runs_in_threads_depend_on_the_seed_only():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.fit.grokking import _one_hot_mlp
+    from pipeline.nn import seeded
+
+    def build(seed):
+        with seeded(seed):
+            model = _one_hot_mlp(54, 27, 64, torch.nn.ReLU())
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    alone = {seed: build(seed) for seed in range(4)}
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(build, [s % 4 for s in range(40)]))
+    assert all(torch.equal(w, alone[s % 4]) for s, w in enumerate(threaded))
+    assert not torch.equal(alone[0], alone[1])
+    with pytest.raises(ValueError, match="seed must be an int, got 1.5"):
+        with seeded(1.5):
+            pass

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..complexity import total_variation
 from ..meta import InnerOptimizer, MetaConfig, MetaProblem, meta_learn_problems
-from ..nn import SplineActivation, make_activation, make_mlp
+from ..nn import SplineActivation, make_activation, make_mlp, seeded
 from .train import TrainConfig, train_model
 
 CONTROLS = ("relu", "gelu", "tanh", "sin", "random_spline")
@@ -88,9 +88,9 @@ def grok_run(data: Any, n_classes: int, activation: nn.Module, recipe: Recipe, s
     """Train a fresh 1-hidden-layer MLP with ``activation``; returns the learning curve, the first
     step with test accuracy >= 95 % (``None`` if never within ``steps``), final accuracies and TV
     (final: at the last step run, which is earlier than ``steps`` with ``stop_after_target``)."""
-    torch.manual_seed(seed)
     d_in = data.X_train.shape[1]
-    model = _one_hot_mlp(d_in, n_classes, width or recipe.width, activation)
+    with seeded(seed):  # the weights depend on the seed alone, also when runs share a process's threads
+        model = _one_hot_mlp(d_in, n_classes, width or recipe.width, activation)
     result = train_model(model, data, "classification", recipe.train_config(steps, stop_after_target), seed)
     last = result.curve[-1]
     X_train = torch.as_tensor(data.X_train).float()

@@ -48,8 +48,7 @@ from ..data.registry import ALIASES
 from ..data.sources import MIRROR_ENV, Source
 from ..fit import TrainConfig, train_model
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
-from ..meta.algorithm import GLOBAL_RNG_LOCK
-from ..nn import ACTIVATIONS, INITS, SplineActivation, make_mlp
+from ..nn import ACTIVATIONS, INITS, SplineActivation, make_mlp, seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
@@ -227,8 +226,7 @@ def seeded_mlp(seed: int, *args, **kwargs) -> nn.Sequential:
     """:func:`image_mlp` whose initial weights depend on ``seed`` only: drawn under ``seed`` while
     holding the global-generator lock, so that units running in threads do not interleave draws;
     the global generator's state is restored afterwards."""
-    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return image_mlp(*args, **kwargs)
 
 

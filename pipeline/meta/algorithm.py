@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..fit.objectives import check_task, task_accuracy, task_loss
-from ..nn import InputActivations, SplineActivation
+from ..nn import InputActivations, SplineActivation, seeded
 from .inner import InnerOptimizer
 
 log = logging.getLogger(__name__)
@@ -35,10 +34,6 @@ META_MODULE_TYPES = (SplineActivation, InputActivations)
 VAL_OBJECTIVES = ("loss", "margin")
 #: Which values :func:`meta_learn` returns (``MetaConfig.keep``).
 KEEP = ("best", "last")
-#: Held while seeding and drawing from torch's global generator. Why: units of work run in threads
-#: (the ``threads`` runner); two of them seeding and drawing at once interleave their draws, and a
-#: seed no longer fixes the weights it was meant to fix.
-GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def normalized_margin_objective(output: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -228,8 +223,7 @@ def fresh_weights(model: nn.Module, meta: dict[str, nn.Module], seed: int) -> Pa
     """New random values of every non-meta parameter (each layer's own ``reset_parameters``)."""
     work = copy.deepcopy(model)
     meta_names = set(meta)
-    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for name, module in work.named_modules():
             if name not in meta_names and hasattr(module, "reset_parameters"):
                 module.reset_parameters()

@@ -3,9 +3,12 @@
 from .activations import ACTIVATIONS, Sine, TanhScaled, make_activation
 from .input_activations import InputActivations
 from .mlp import make_mlp
+from .seeding import GLOBAL_RNG_LOCK, seeded
 from .spline import INITS, SplineActivation, spline_eval
 
 __all__ = [
+    "GLOBAL_RNG_LOCK",
+    "seeded",
     "ACTIVATIONS",
     "INITS",
     "InputActivations",
