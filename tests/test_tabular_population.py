@@ -112,3 +112,19 @@ def test_a_config_retrained_alone_is_the_model_its_population_trained():
         # the trajectory: init, then one point per evaluation (every 10 steps until stopping)
         assert len(alone["trajectory"]) == 1 + alone["steps_run"] // TRAIN["eval_every"]
     assert len({row["val_acc"] for row in rows}) > 1  # the alphas made different models
+
+
+def test_config_models_built_in_threads_depend_on_their_seed_alone():
+    # Units run in threads: builds of seed 3 interleaved with builds of seed 4 must still all draw
+    # the weights of seed 3 (a bare torch.manual_seed would let the draws interleave).
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _split()
+    config = {"depth": 2, "width": 64}
+    build = lambda seed: T.build_config_model("mlp_relu", config, None, data, seed)  # noqa: E731
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        models = list(pool.map(build, [3, 4] * 24))
+    reference = {seed: build(seed) for seed in (3, 4)}
+    for seed, model in zip([3, 4] * 24, models):
+        for p, q in zip(model.parameters(), reference[seed].parameters()):
+            assert torch.equal(p, q)

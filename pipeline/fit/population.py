@@ -40,7 +40,7 @@ from torch.func import functional_call, vmap
 
 import torch.nn.functional as F
 
-from ..nn import InputActivations, Sine, SplineActivation, TanhScaled
+from ..nn import InputActivations, Sine, SplineActivation, TanhScaled, seeded
 from ..nn.spline import spline_eval_stacked
 from .objectives import check_task, task_accuracy, task_loss
 from .stacked_mlp import StackedMLP, Workspace
@@ -334,7 +334,7 @@ def train_population(
 
     Args:
         models: K modules of identical architecture (trained in place: each ends at its kept
-            checkpoint), or ``build(seed)`` called once per seed under ``torch.manual_seed(seed)``
+            checkpoint), or ``build(seed)`` called once per seed under ``pipeline.nn.seeded(seed)``
             (then ``seeds`` is required).
         data: ``X_train y_train X_val y_val X_test y_test`` (see ``train_model``).
         task: ``classification`` or ``regression``.
@@ -373,8 +373,7 @@ def train_population(
             raise ValueError("a model builder needs seeds: train_population(build, data, seeds=[...])")
         built = []
         for seed in seeds:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):  # thread-safe: the weights depend on the seed alone
                 built.append(models(seed))
         models = built
     models = list(models)

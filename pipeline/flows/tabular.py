@@ -55,6 +55,7 @@ from ..fit.tabular import (
     learn_activations,
     softmax_function,
 )
+from ..nn import seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
@@ -430,11 +431,13 @@ def family_configs(family: str, params: dict, seed: int) -> list[dict]:
 
 def build_config_model(family: str, config: dict, learned: dict | None, data, seed: int) -> torch.nn.Module:
     """The model of one config of a family, initialised from ``seed`` (every config of a seed
-    starts from the same draw: a paired comparison)."""
-    torch.manual_seed(seed)
-    # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
-    return build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1), max(config["width"], 1),
-                       alpha=config.get("alpha"), learned=learned, finetune=bool(config.get("finetune")))
+    starts from the same draw: a paired comparison). Drawn under :func:`pipeline.nn.seeded`: units
+    run in threads, and a bare ``torch.manual_seed`` would interleave their draws."""
+    with seeded(seed):
+        # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
+        return build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1),
+                           max(config["width"], 1), alpha=config.get("alpha"), learned=learned,
+                           finetune=bool(config.get("finetune")))
 
 
 def train_config_row(family: str, config: dict, learned: dict | None, data, train: dict, seed: int,
