@@ -100,6 +100,10 @@ class MetaConfig:
             out of distribution (shortcut learning) a longer inner run fits the training shortcut
             harder and the V loss rises with the horizon whatever the activation, so ``best``
             picks the first steps, i.e. the initial activation.
+        batch_episodes: run the episodes of one outer step as one batched computation (their
+            weights stacked, one batched matmul per layer) when they share a problem and shapes
+            and the model is a plain ``nn.Sequential`` of ``Linear`` layers and activations;
+            otherwise one after the other. Same episodes, same result up to float rounding.
     """
 
     n_max: int = 150
@@ -116,6 +120,7 @@ class MetaConfig:
     min_steps: int = 20
     val_objective: str = "loss"
     keep: str = "best"
+    batch_episodes: bool = True
 
     def __post_init__(self):
         checks = {
@@ -131,6 +136,7 @@ class MetaConfig:
             "min_steps": self.min_steps >= 0,
             "val_objective": self.val_objective in VAL_OBJECTIVES,
             "keep": self.keep in KEEP,
+            "batch_episodes": isinstance(self.batch_episodes, bool),
         }
         for key, ok in checks.items():
             if not ok:
@@ -254,7 +260,55 @@ def unrolled_validation_loss(
     - ``train_batches``: a list of ``(X, y)``, one per inner step (the horizon is its length).
     - Returns the scalar validation loss and the validation accuracy.
     """
-    batches = list(train_batches)
+    def forward(params: Params, x: Tensor) -> Tensor:
+        return functional_call(model, params, (x,))
+
+    theta = _unroll(forward, lambda out, y: task_loss(task, out, y), psi, theta0, list(train_batches), inner,
+                    truncation)
+    out = forward({**theta, **psi}, X_val)
+    return validation_objective(val_objective, task, out, y_val), task_accuracy(task, out, y_val)
+
+
+def unrolled_validation_loss_stacked(
+    model: nn.Sequential,
+    psi: Params,
+    theta0: Params,
+    train_batches: Iterable[tuple[Tensor, Tensor]],
+    X_val: Tensor,
+    y_val: Tensor,
+    task: str,
+    inner: InnerOptimizer,
+    truncation: int | None = None,
+    val_objective: str = "loss",
+) -> tuple[Tensor, Tensor]:
+    """:func:`unrolled_validation_loss` for ``E`` episodes of one model at once: their weights are
+    stacked and every ``Linear`` runs as one batched matmul (:func:`stacked_forward`). The
+    episodes stay independent: the inner loss is the sum of the episodes' losses, so each
+    episode's weights get their own gradient, and the inner optimiser is elementwise.
+
+    **Shape**
+
+    - ``theta0``: each tensor ``(E, *shape)``; ``train_batches``: ``(X, y)`` of ``(E, n, d)`` and
+      ``(E, n)`` per inner step; ``X_val``: ``(E, m, d)``; ``y_val``: ``(E, m)``.
+    - Returns the validation losses ``(E,)`` and accuracies ``(E,)``.
+    """
+    def forward(params: Params, x: Tensor) -> Tensor:
+        return stacked_forward(model, params, x)
+
+    def summed_loss(out: Tensor, y: Tensor) -> Tensor:
+        return sum(task_loss(task, out[e], y[e]) for e in range(out.shape[0]))
+
+    theta = _unroll(forward, summed_loss, psi, theta0, list(train_batches), inner, truncation)
+    out = forward({**theta, **psi}, X_val)
+    losses = torch.stack([validation_objective(val_objective, task, out[e], y_val[e]) for e in range(out.shape[0])])
+    accs = torch.stack([task_accuracy(task, out[e], y_val[e]) for e in range(out.shape[0])])
+    return losses, accs
+
+
+def _unroll(forward, loss_fn, psi: Params, theta0: Params, batches: list, inner: InnerOptimizer,
+            truncation: int | None) -> Params:
+    """The inner loop of an episode: ``theta`` after one optimiser step per batch, differentiable
+    in ``psi`` through the last ``truncation`` steps (the earlier ones run without a graph)."""
     n_steps = len(batches)
     first_tracked = 0 if truncation is None else max(0, n_steps - truncation)
     psi_detached = {k: v.detach() for k, v in psi.items()}
@@ -268,15 +322,44 @@ def unrolled_validation_loss(
         elif not tracked:
             theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
         with torch.enable_grad():
-            out = functional_call(model, {**theta, **(psi if tracked else psi_detached)}, (Xb,))
-            loss = task_loss(task, out, yb)
+            loss = loss_fn(forward({**theta, **(psi if tracked else psi_detached)}, Xb), yb)
             grads = torch.autograd.grad(loss, list(theta.values()), create_graph=tracked)
         theta, state = inner.step(theta, dict(zip(theta, grads)), state)
         if not tracked:
             theta = {k: v.detach() for k, v in theta.items()}
             state = inner.detach_state(state)
-    out = functional_call(model, {**theta, **psi}, (X_val,))
-    return validation_objective(val_objective, task, out, y_val), task_accuracy(task, out, y_val)
+    return theta
+
+
+def stackable(model: nn.Module, meta: dict[str, nn.Module]) -> bool:
+    """Whether :func:`stacked_forward` can run ``model``: an ``nn.Sequential`` whose children are
+    ``Linear`` layers, modules whose parameters are all meta-parameters (learned activations), or
+    modules without parameters."""
+    if not isinstance(model, nn.Sequential):
+        return False
+    meta_ids = {id(p) for m in meta.values() for p in m.parameters()}
+    return all(isinstance(child, nn.Linear) or all(id(p) in meta_ids for p in child.parameters())
+               for child in model.children())
+
+
+def stacked_forward(model: nn.Sequential, params: Params, x: Tensor) -> Tensor:
+    """``E`` copies of a :func:`stackable` model at once: ``Linear`` weights from ``params``
+    stacked ``(E, out, in)`` (biases ``(E, out)``), each applied to its own slice of ``x`` by a
+    batched matmul; the other children (activations) elementwise over the whole stack, with their
+    parameters from ``params`` (shared by the copies) under the model's parameter names.
+
+    **Shape**: ``x`` ``(E, n, d_in)`` -> ``(E, n, d_out)``.
+    """
+    names = {id(p): n for n, p in model.named_parameters()}  # a module used twice: its first name
+    # Not named_children(): it yields a module used at several positions (a shared AF) only once.
+    for name, child in model._modules.items():
+        if isinstance(child, nn.Linear):
+            weight, bias = params[f"{name}.weight"].transpose(1, 2), params.get(f"{name}.bias")
+            x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
+            continue
+        own = {local: params[names[id(p)]] for local, p in child.named_parameters()}
+        x = functional_call(child, own, (x,)) if own else child(x)
+    return x
 
 
 def meta_learn(
@@ -354,6 +437,7 @@ def meta_learn_problems(
         if {id(p) for p in names.values()} != shared_ids:
             raise ValueError("every problem's model must contain the same learnable activation modules")
         named_psi.append(names)
+    stack_ok = [config.batch_episodes and stackable(p.model, meta_modules_of(p.model)) for p in problems]
     outer = torch.optim.Adam(shared, lr=config.outer_lr)
     gen = torch.Generator().manual_seed(seed)
     best = {"loss": math.inf, "step": 0, "values": [p.detach().clone() for p in shared]}
@@ -365,21 +449,27 @@ def meta_learn_problems(
         horizon = step
         evaluated = [p.detach().clone() for p in shared]  # the values this step's V loss measures
         outer.zero_grad(set_to_none=True)
+        episodes = [_draw_episode(problems, horizon, config, gen) for _ in range(config.episodes_per_step)]
         losses, accs = [], []
-        for _ in range(config.episodes_per_step):
-            which = int(torch.randint(len(problems), (1,), generator=gen)) if len(problems) > 1 else 0
-            pr = problems[which]
-            train_idx, val_idx = _episode_rows(pr.X.shape[0], None if pr.X_val is None else pr.X_val.shape[0], config, gen)
-            Xv, yv = (pr.X, pr.y) if pr.X_val is None else (pr.X_val, pr.y_val)
-            batches = _inner_batches(pr.X[train_idx], pr.y[train_idx], horizon, config.inner_batch_size, gen)
-            theta0 = fresh_weights(pr.model, meta_modules_of(pr.model), seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
-            loss, acc = unrolled_validation_loss(
-                pr.model, named_psi[which], theta0, batches, Xv[val_idx], yv[val_idx], pr.task, config.inner,
-                config.truncation, config.val_objective,
-            )
-            (loss / config.episodes_per_step).backward()
-            losses.append(loss.item())
-            accs.append(acc.item())
+        for group in _episode_groups(episodes, problems, config, stack_ok):
+            pr = problems[group[0]["which"]]
+            if len(group) > 1:
+                loss, acc = unrolled_validation_loss_stacked(
+                    pr.model, named_psi[group[0]["which"]], _stack_dicts([e["theta0"] for e in group]),
+                    _stack_batches([e["batches"] for e in group]),
+                    torch.stack([e["X_val"] for e in group]), torch.stack([e["y_val"] for e in group]), pr.task,
+                    config.inner, config.truncation, config.val_objective,
+                )
+            else:
+                e = group[0]
+                loss, acc = unrolled_validation_loss(
+                    pr.model, named_psi[e["which"]], e["theta0"], e["batches"], e["X_val"], e["y_val"], pr.task,
+                    config.inner, config.truncation, config.val_objective,
+                )
+                loss, acc = loss.reshape(1), acc.reshape(1)
+            (loss.sum() / config.episodes_per_step).backward()
+            losses += loss.tolist()
+            accs += acc.tolist()
         grads = [p.grad for p in shared if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() if grads else 0.0
         skipped = not math.isfinite(grad_norm) or not all(math.isfinite(v) for v in losses)
@@ -434,6 +524,50 @@ def meta_learn_problems(
 def _share(masks: list[Tensor]) -> float:
     total = sum(m.numel() for m in masks)
     return float(sum(m.sum().item() for m in masks) / total) if total else 0.0
+
+
+def _draw_episode(problems: Sequence[MetaProblem], horizon: int, config: MetaConfig, gen: torch.Generator) -> dict:
+    """One episode's problem, T' batches, V rows and initial weights (the generator's draws in
+    a fixed order, so that batched and one-by-one runs see the same episodes)."""
+    which = int(torch.randint(len(problems), (1,), generator=gen)) if len(problems) > 1 else 0
+    pr = problems[which]
+    train_idx, val_idx = _episode_rows(pr.X.shape[0], None if pr.X_val is None else pr.X_val.shape[0], config, gen)
+    Xv, yv = (pr.X, pr.y) if pr.X_val is None else (pr.X_val, pr.y_val)
+    batches = _inner_batches(pr.X[train_idx], pr.y[train_idx], horizon, config.inner_batch_size, gen)
+    theta0 = fresh_weights(pr.model, meta_modules_of(pr.model), seed=int(torch.randint(2**31 - 1, (1,), generator=gen)))
+    return {"which": which, "batches": batches, "X_val": Xv[val_idx], "y_val": yv[val_idx], "theta0": theta0}
+
+
+def _episode_groups(episodes: list[dict], problems: Sequence[MetaProblem], config: MetaConfig,
+                    stack_ok: list[bool]) -> list[list[dict]]:
+    """The episodes of one outer step, grouped into those that can run stacked (same problem, a
+    stackable model, the same shapes of every batch and of V); each other episode on its own."""
+    groups: dict[tuple, list[dict]] = {}
+    singles = []
+    for e in episodes:
+        if not stack_ok[e["which"]]:
+            singles.append([e])
+            continue
+        shapes = (e["which"], e["X_val"].shape, tuple((x.shape, y.shape) for x, y in e["batches"]))
+        groups.setdefault(shapes, []).append(e)
+    return list(groups.values()) + singles
+
+
+def _stack_batches(per_episode: list[list[tuple[Tensor, Tensor]]]) -> list[tuple[Tensor, Tensor]]:
+    """The inner batches of several episodes, stacked step by step (a full-batch episode repeats
+    one batch: it is stacked once)."""
+    stacked: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+    out = []
+    for step in zip(*per_episode):
+        key = tuple(id(x) for x, _ in step)
+        if key not in stacked:
+            stacked[key] = (torch.stack([x for x, _ in step]), torch.stack([y for _, y in step]))
+        out.append(stacked[key])
+    return out
+
+
+def _stack_dicts(dicts: list[Params]) -> Params:
+    return {k: torch.stack([d[k] for d in dicts]) for k in dicts[0]}
 
 
 def _episode_rows(n_train: int, n_val: int | None, config: MetaConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
