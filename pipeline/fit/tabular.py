@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..complexity import total_variation
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
-from ..nn import InputActivations, SplineActivation, TanhScaled, make_mlp
+from ..nn import InputActivations, SplineActivation, TanhScaled, make_mlp, seeded
 from .population import population_groups, train_population
 from .train import TrainConfig, evaluate_model
 
@@ -241,8 +241,8 @@ def learn_activations(
     """
     if variant not in META_VARIANTS:
         raise ValueError(f"unknown meta-learning variant {variant!r}: use one of {sorted(META_VARIANTS)}")
-    torch.manual_seed(seed)
-    model = _meta_template(variant, X.shape[1], n_classes, settings)
+    with seeded(seed):  # the template's own weights are never used (each episode draws fresh ones)
+        model = _meta_template(variant, X.shape[1], n_classes, settings)
     result = meta_learn(model, X.float(), y.long(), config=settings.meta_config(), seed=seed, on_step=on_step)
     afs = [m for m in result.activations.values() if isinstance(m, SplineActivation)]
     iafs = [m for m in result.activations.values() if isinstance(m, InputActivations)]
