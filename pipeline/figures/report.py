@@ -99,7 +99,8 @@ def algorithmic_section(metrics: dict) -> list[str]:
     if transfer:
         ours, paper = transfer["column_mean"], transfer["paper_column_mean"]
         fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
-        ratios += ["", "Transfer (paper Fig. 14), mean column score in %:", "",
+        n_tasks = len(transfer["scores"])
+        ratios += ["", f"Transfer (paper Fig. 14) over {n_tasks} tasks (the paper: 22), mean column score in %:", "",
                    "| column | this run | paper |", "|---|---|---|"]
         ratios += [f"| {name} | {fmt(ours[name])} | {paper[name]:.1f} |" for name in ("task_specific", "relu", "all_tasks")]
     return lines + [""] + ratios
