@@ -1,5 +1,6 @@
 """Stage images_train: ReLU and the learned AFs over the width x lr grid and seeds on every set
-and task; TV of every model (the complexity step is folded in here)
+and task (one unit per set, task, width and seed, its models trained as populations); TV of every
+model (the complexity step is folded in here)
 -> artifacts/images/runs.json, reports/metrics/images.json, reports/tables/images.json."""
 
 from pipeline.flows.images import train_flow

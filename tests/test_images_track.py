@@ -77,9 +77,10 @@ def _tiny_runs():
             r = images.metalearn_unit.fn("digits", task, name, TINY, None)
             assert len(r["specs"]) == (2 if name.endswith("per_layer") else 1) and len(r["history"]) == 3
             specs[(task, name)] = r["specs"]
-        for name in ("relu", "af_relu_init", "af_zeros_init", "af_zeros_init_per_layer"):
-            for width, lr, seed in ((16, 0.01, 0), (8, 0.01, 1)):
-                runs.append(images.train_unit.fn("digits", task, name, specs.get((task, name)), width, lr, seed, TINY, None))
+        names = ["relu", "af_relu_init", "af_zeros_init", "af_zeros_init_per_layer"]
+        for width, seed in ((16, 0), (8, 1)):  # one grid cell per unit: every activation at lr 0.01
+            runs += images.train_unit.fn("digits", task, names, {n: specs.get((task, n)) for n in names}, width, [0.01],
+                                         seed, TINY, None)
     return runs, specs
 
 
@@ -167,3 +168,82 @@ def test_seeded_mlp_weights_depend_on_the_seed_only_also_when_built_in_threads()
         seeds = [0, 1, 2] * 20
         built = list(pool.map(weights, seeds))
     assert all(torch.equal(w, reference[s]) for s, w in zip(seeds, built))
+
+
+def _spec(init, shift):
+    from pipeline.nn import SplineActivation
+
+    spec = SplineActivation(49, (-4.8, 4.8), init=init).to_dict()
+    spec["values"] = [v + shift * math.sin(k / 5) for k, v in enumerate(spec["values"])]
+    return spec
+
+
+GRID_SPECS = {"relu": None, "af_relu_init": [_spec("relu", 0.2)], "af_zeros_init": [_spec("zeros", 0.5)],
+              "af_zeros_init_per_layer": [_spec("zeros", 0.3), _spec("relu", -0.1)]}
+
+
+def test_a_grid_cell_groups_its_models_by_architecture(tmp_path):
+    data = images.load_images("digits", "classification", TINY, None, seed=0)
+    pairs = [(a, images.activation_from_specs(a, s)) for a, s in GRID_SPECS.items()]
+    models, configs = images.grid_models(data, "classification", pairs, 8, [0.01, 0.003], 0, TINY)
+    from pipeline.fit.population import population_groups
+
+    # ReLU's lrs; the shared learned AFs (per-model knot values) with their lrs; the per-layer AFs
+    assert population_groups(models, configs) == [[0, 1], [2, 3, 4, 5], [6, 7]]
+    assert [c.lr for c in configs] == [0.01, 0.003] * 4
+    # the models of one activation start from the same weights (the seed's), as the per-model units drew them
+    assert torch.equal(models[0][0].weight, models[1][0].weight) and torch.equal(models[0][0].weight, models[2][0].weight)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_grid_cell_trained_as_populations_equals_the_per_model_runs_in_float64(monkeypatch, task):
+    """fit_grid (populations) against what the per-model unit computed before: train_model from
+    seeded_mlp(seed), then TV on the training inputs; float64, so only rounding may differ."""
+    import pipeline.fit.population as population_module
+    import pipeline.fit.train as train_module
+    from pipeline.complexity import total_variation
+    from pipeline.fit import train_model
+
+    original = train_module.as_tensors
+
+    def as_float64(data, task):
+        return {k: v.double() if v.is_floating_point() else v for k, v in original(data, task).items()}
+
+    monkeypatch.setattr(train_module, "as_tensors", as_float64)
+    monkeypatch.setattr(population_module, "as_tensors", as_float64)
+    params = {**TINY, "train": {**TINY["train"], "steps": 80, "patience": 2}}
+    data = images.load_images("digits", task, params, None, seed=2)
+    pairs = [(a, images.activation_from_specs(a, s)) for a, s in GRID_SPECS.items()]
+    lrs = [0.01, 0.003]
+    models, configs = images.grid_models(data, task, pairs, 8, lrs, 2, params)
+    models = [m.double() for m in models]
+    expected = []
+    for model, config in zip(copy.deepcopy(models), configs):
+        result = train_model(model, data, task, config, 2)
+        tv = total_variation(model, torch.as_tensor(data.X_train, dtype=torch.float64), seed=2, **params["tv"])
+        expected.append({**{k: result.metrics[k] for k in ("train_acc", "val_acc", "test_acc", "test_loss")},
+                         "best_step": result.best_step, "tv": tv})
+    got = images.fit_grid(data, task, pairs, 8, lrs, 2, params, models=models)
+    assert [(g["activation"], g["lr"]) for g in got] == [(a, lr) for a in GRID_SPECS for lr in lrs]
+    # early stopping and checkpoint selection are exercised: the kept steps differ between models
+    assert len({e["best_step"] for e in expected}) > 1
+    for g, e in zip(got, expected):
+        assert g["best_step"] == e["best_step"], (g["activation"], g["lr"])
+        for key in ("train_acc", "val_acc", "test_acc"):
+            assert g[key] == pytest.approx(e[key], abs=1e-9), key
+        assert g["test_loss"] == pytest.approx(e["test_loss"], rel=1e-9)
+        assert g["tv"] == pytest.approx(e["tv"], rel=1e-9)
+
+
+def test_a_grid_point_retrained_alone_is_the_model_its_population_trained():
+    # float32, as the stage runs: batched kernels are batch-invariant on CPU, so fit_and_measure
+    # (a population of one) reproduces the row of the grid cell bit for bit
+    params = {**TINY, "train": {**TINY["train"], "steps": 40}}
+    data = images.load_images("digits", "classification", params, None, seed=0)
+    pairs = [(a, images.activation_from_specs(a, GRID_SPECS[a])) for a in ("af_relu_init", "af_zeros_init")]
+    rows = images.fit_grid(data, "classification", pairs, 16, [0.01, 0.003], 0, params)
+    alone = images.fit_and_measure(data, "classification", pairs[1][1], 16, 0.003, 0, params)
+    assert rows[3]["activation"] == "af_zeros_init" and rows[3]["lr"] == 0.003
+    for key in ("test_acc", "val_acc", "train_acc", "test_loss", "tv", "best_step"):
+        assert alone[key] == rows[3][key], key
+    assert len({r["val_acc"] for r in rows}) > 1  # the AFs and lrs made different models

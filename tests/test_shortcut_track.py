@@ -35,8 +35,10 @@ def tiny(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         learned = {m: shortcut.metalearn_unit.fn(m, TINY, None) for m in shortcut.LEARNED}
-        runs = [shortcut.train_unit.fn(m, learned[m]["spec"] if m in learned else None, seed, TINY, None)
-                for m in shortcut.MODELS for seed in (0, 1)]
+        specs = {m: learned[m]["spec"] if m in learned else None for m in shortcut.MODELS}
+        views = {"ambiguous": ["relu", *shortcut.LEARNED], **{m: [m] for m in shortcut.UPPER_BOUNDS}}
+        runs = [r for view, models in views.items() for seed in (0, 1)
+                for r in shortcut.train_unit.fn(view, models, {m: specs[m] for m in models}, seed, TINY, None)]
         yield learned, runs
     finally:
         mp.undo()
@@ -121,3 +123,71 @@ def test_bad_meta_objective_or_keep_is_rejected_before_any_work(tmp_path, key, v
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ValueError, match=needle):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_unit_rejects_models_of_another_view():
+    with pytest.raises(ValueError, match="relu_upper_bound_mnist"):
+        shortcut.train_unit.fn("ambiguous", ["relu", "relu_upper_bound_mnist"], {}, 0, TINY, None)
+    with pytest.raises(ValueError, match="af_svhn"):
+        shortcut.view_name("af_svhn")
+
+
+def _spec(shift):
+    from pipeline.nn import SplineActivation
+
+    spec = SplineActivation(49, (-4.8, 4.8), init="zeros").to_dict()
+    spec["values"] = [shift * float(np.sin(k / 4)) + 0.05 * k for k in range(49)]
+    return spec
+
+
+def test_models_of_the_ambiguous_view_as_populations_equal_the_per_model_runs_in_float64(tmp_path, monkeypatch):
+    """fit_view (the learned AFs as one population, the trajectory on the CIFAR-predictive set
+    through on_state) against the per-model unit before populations: train_model from
+    seeded_mlp(seed) with an on_eval that evaluates the training net on that set; float64."""
+    import pipeline.fit.population as population_module
+    import pipeline.fit.train as train_module
+    from pipeline.complexity import total_variation
+    from pipeline.fit import evaluate_model, train_model
+    from pipeline.fit.population import population_groups
+
+    monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path))
+    original = train_module.as_tensors
+
+    def as_float64(data, task):
+        return {k: v.double() if v.is_floating_point() else v for k, v in original(data, task).items()}
+
+    monkeypatch.setattr(train_module, "as_tensors", as_float64)
+    monkeypatch.setattr(population_module, "as_tensors", as_float64)
+    params = {**TINY, "train": {**TINY["train"], "steps": 60}}
+    data = shortcut.load_collages(params, None, seed=1)
+    models = ["relu", "af_mnist", "af_cifar"]
+    view, nets = shortcut.view_models(data, models, {"af_mnist": _spec(0.4), "af_cifar": _spec(-0.3)}, 1, params)
+    nets = [n.double() for n in nets]
+    cfg = shortcut.train_config(params["train"], params["train"]["lr"], dense_early_evals=True)
+    assert population_groups(nets, [cfg] * 3) == [[0], [1, 2]]  # the two learned AFs share a population
+    Xc, yc = (torch.as_tensor(a) for a in data.splits["test_complex"])
+    expected = []
+    for net in copy.deepcopy(nets):
+        def also_cifar(row, net=net):
+            row["test_acc_cifar"] = evaluate_model(net, Xc.double(), yc, "classification")[1]
+
+        result = train_model(net, view, "classification", cfg, 1, on_eval=also_cifar)
+        expected.append({"best_step": result.best_step, "curve": result.curve, "test_acc_mnist": result.metrics["test_acc"],
+                         "test_acc_cifar": evaluate_model(net, Xc.double(), yc, "classification")[1],
+                         "val_acc": result.metrics["val_acc"], "train_acc": result.metrics["train_acc"],
+                         "tv": total_variation(net, torch.as_tensor(view.X_train, dtype=torch.float64), seed=1, **params["tv"])})
+    got = shortcut.fit_view(data, view, models, nets, 1, params)
+    assert [g["model"] for g in got] == models
+    # the two AFs train differently (their curves differ), and both curves are dense early on
+    assert got[1]["curve"] != got[2]["curve"] and [r["step"] for r in got[1]["curve"]][:3] == [1, 2, 3]
+    for g, e in zip(got, expected):
+        assert g["best_step"] == e["best_step"]
+        assert [r["step"] for r in g["curve"]] == [r["step"] for r in e["curve"]]
+        for r, q in zip(g["curve"], e["curve"]):
+            for key in ("train_acc", "val_acc"):
+                assert r[key] == pytest.approx(q[key], abs=1e-9), key
+            assert r["test_acc_mnist"] == pytest.approx(q["test_acc"], abs=1e-9)
+            assert r["test_acc_cifar"] == pytest.approx(q["test_acc_cifar"], abs=1e-9)
+        for key in ("test_acc_mnist", "test_acc_cifar", "val_acc", "train_acc"):
+            assert g[key] == pytest.approx(e[key], abs=1e-9), key
+        assert g["tv"] == pytest.approx(e["tv"], rel=1e-9)

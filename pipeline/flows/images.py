@@ -11,6 +11,9 @@ rounded to the nearest id), the track
    the total variation (TV, paper Eq. 2) of every model. Each (activation, width, lr, seed) is one
    marker of the accuracy-vs-complexity plot (paper Fig. 4); the metrics of the output contract
    report, per activation, the grid point of best mean validation accuracy (mean/std over seeds).
+   One unit trains a grid cell (set, task, width, seed): its activations x learning rates, those
+   of one architecture as one population (:func:`pipeline.fit.population.train_population`), each
+   model ending where its own ``train_model`` run would end (to rounding).
 
 Data preparation is folded into the units (``pipeline.data.prepare_dataset`` caches the prepared
 arrays on disk); complexity is measured inside the training unit. Units return plain dicts so
@@ -46,7 +49,8 @@ from ..complexity import total_variation
 from ..data import BUNDLED, IMAGE_DATASETS, DatasetUnavailable, PreparedData, prepare_dataset, source_from_config
 from ..data.registry import ALIASES
 from ..data.sources import MIRROR_ENV, Source
-from ..fit import TrainConfig, train_model
+from ..fit import TrainConfig
+from ..fit.population import population_groups, train_population
 from ..meta import InnerOptimizer, MetaConfig, meta_learn
 from ..nn import ACTIVATIONS, INITS, SplineActivation, make_mlp, seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
@@ -284,15 +288,74 @@ def activation_from_specs(name: str, specs: list[dict] | None) -> str | list[Spl
 
 def fit_and_measure(data: PreparedData, task: str, activation, width: int, lr: float, seed: int, params: dict) -> dict:
     """Train one MLP (early stopping on validation accuracy) and measure its TV on the training
-    inputs. Returns accuracies, TV, the kept step and the seconds taken."""
-    started = time.perf_counter()
-    model = seeded_mlp(seed, data.n_features, _d_out(data, task), params["model"]["depth"], width, activation)
-    result = train_model(model, data, task, train_config(params["train"], lr), seed)
-    tv = total_variation(result.model, torch.as_tensor(data.X_train, dtype=torch.float32),
-                         n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"], seed=seed)
-    m = result.metrics
-    return {"test_acc": m["test_acc"], "val_acc": m["val_acc"], "train_acc": m["train_acc"], "test_loss": m["test_loss"],
-            "tv": tv, "best_step": result.best_step, "seconds": time.perf_counter() - started}
+    inputs. Returns accuracies, TV, the kept step and the seconds taken.
+
+    This is :func:`fit_grid` with one model: a model trains bit for bit alike alone and inside a
+    population (float32, CPU), so a grid point retrained alone is the model the stage trained. Against
+    ``train_model`` it agrees to rounding (float64: 1e-9); in float32 the rounding differences of the
+    batched kernels can grow over hundreds of steps and move the early-stopping step."""
+    result = fit_grid(data, task, [("model", activation)], width, [lr], seed, params)[0]
+    del result["activation"], result["lr"]
+    return result
+
+
+def grid_models(data: PreparedData, task: str, activations: Sequence[tuple[str, Any]], width: int,
+                lrs: Sequence[float], seed: int, params: dict) -> tuple[list[nn.Module], list[TrainConfig]]:
+    """The models and configs of one (set, task, width, seed) grid cell, activation-major: one MLP
+    per (activation, lr), each drawn under ``seeded(seed)`` (the models of one activation start
+    from the same weights, as the per-model units drew them), with ``train_config(lr)``."""
+    d_in, d_out, depth = data.n_features, _d_out(data, task), params["model"]["depth"]
+    models, configs = [], []
+    for _, activation in activations:
+        for lr in lrs:
+            models.append(seeded_mlp(seed, d_in, d_out, depth, width, activation))
+            configs.append(train_config(params["train"], lr))
+    return models, configs
+
+
+def fit_grid(data: PreparedData, task: str, activations: Sequence[tuple[str, Any]], width: int, lrs: Sequence[float],
+             seed: int, params: dict, models: Sequence[nn.Module] | None = None) -> list[dict]:
+    """Train the MLPs of one grid cell, every (activation, lr) of ``activations`` (``(name,
+    activation)`` pairs: a fixed name or frozen learned AFs) x ``lrs``, and measure each one's TV on
+    the training inputs. The models that share an architecture (all lrs of an activation; the
+    learned AFs of one sharing, whose knot values become per-model numbers) train as one
+    population (:func:`pipeline.fit.population.train_population`: per-model learning rate, early
+    stopping and kept checkpoint), each ending where ``train_model(model, data, task,
+    train_config(lr), seed)`` would end it (to rounding: float64 agrees to 1e-9). ``models``:
+    prebuilt ones in :func:`grid_models`' order (tests pass float64 copies); ``seconds`` is the
+    population's time shared equally plus the model's own TV time.
+
+    Returns one dict per model, activation-major: ``activation`` (the name), ``lr``, ``test_acc``,
+    ``val_acc``, ``train_acc``, ``test_loss``, ``tv``, ``best_step``, ``seconds``.
+
+    **Shape**
+
+    - ``data.X_*``: ``(n, d)``; ``data.y_*``: ``(n,)`` (class ids, or floats for regression).
+    """
+    if not activations or not lrs:
+        raise ValueError(f"fit_grid needs at least one activation and one lr, got activations="
+                         f"{[a for a, _ in activations]!r}, lrs={list(lrs)!r}")
+    built, configs = grid_models(data, task, activations, width, lrs, seed, params) if models is None else (
+        list(models), [train_config(params["train"], lr) for _ in activations for lr in lrs])
+    if len(built) != len(activations) * len(lrs):
+        raise ValueError(f"{len(built)} models for {len(activations)} activations x {len(lrs)} lrs")
+    labels = [(name, lr) for name, _ in activations for lr in lrs]
+    out: list[dict | None] = [None] * len(built)
+    for group in population_groups(built, configs):
+        started = time.perf_counter()
+        trained = train_population([built[i] for i in group], data, task, [configs[i] for i in group], [seed] * len(group))
+        seconds = (time.perf_counter() - started) / len(group)  # the population's time, shared equally
+        for i, result in zip(group, trained):
+            tv_started = time.perf_counter()
+            model = result.model
+            X_paths = torch.as_tensor(data.X_train, dtype=next(model.parameters()).dtype)
+            tv = total_variation(model, X_paths, n_paths=params["tv"]["n_paths"], n_points=params["tv"]["n_points"],
+                                 seed=seed)
+            m = result.metrics
+            out[i] = {"activation": labels[i][0], "lr": labels[i][1], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
+                      "train_acc": m["train_acc"], "test_loss": m["test_loss"], "tv": tv, "best_step": result.best_step,
+                      "seconds": seconds + time.perf_counter() - tv_started}
+    return out
 
 
 def unit_params(params: dict) -> dict:
@@ -332,14 +395,21 @@ def metalearn_unit(dataset: str, task: str, activation: str, params: dict, data_
     return {"dataset": dataset, "task": task, "activation": activation, "specs": specs, "history": history}
 
 
-@unit_task(task_run_name="train-{dataset}-{task}-{activation}-w{width}-lr{lr}-s{seed}")
-def train_unit(dataset: str, task: str, activation: str, specs: list[dict] | None, width: int, lr: float, seed: int,
-               params: dict, data_cfg: dict | None) -> dict:
-    """One MLP on one image set: accuracies and TV (``specs``: the learned AF(s), ``None`` for a
-    fixed activation)."""
+@unit_task(task_run_name="train-{dataset}-{task}-w{width}-s{seed}")
+def train_unit(dataset: str, task: str, activations: list[str], specs: dict[str, list[dict] | None], width: int,
+               lrs: list[float], seed: int, params: dict, data_cfg: dict | None) -> list[dict]:
+    """The MLPs of one grid cell on one image set: every activation x lr at one width and seed,
+    trained as populations (:func:`fit_grid`); accuracies and TV per model (``specs``: the learned
+    AF(s) by activation name, ``None`` for a fixed activation). Returns one run row per model,
+    activation-major."""
+    missing = [a for a in activations if a not in specs]
+    if missing:
+        raise ValueError(f"train_unit: no specs entry for activations {missing} (give None for a fixed activation)")
     data = load_images(dataset, task, params, data_cfg, seed)
-    result = fit_and_measure(data, task, activation_from_specs(activation, specs), width, lr, seed, params)
-    return {"dataset": dataset, "task": task, "activation": activation, "width": width, "lr": lr, "seed": seed, **result}
+    pairs = [(a, activation_from_specs(a, specs[a])) for a in activations]
+    results = fit_grid(data, task, pairs, width, lrs, seed, params)
+    return [{"dataset": dataset, "task": task, "activation": r.pop("activation"), "width": width, "lr": r.pop("lr"),
+             "seed": seed, **r} for r in results]
 
 
 # --- flows -----------------------------------------------------------------------------------
@@ -407,17 +477,23 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
     limit_torch_threads(params["runner"])
     datasets = json.loads((Path(af_dir) / "datasets.json").read_text())
     up = unit_params(params)
-    units = [(d, t, a, w, lr, s) for d in datasets["used"] for t in params["tasks"] for a in params["activations"]
-             for w in params["grid"]["width"] for lr in params["grid"]["lr"] for s in params["seeds"]]
-    specs = {(d, t, a): (load_specs(af_dir, d, t, a) if parse_activation(a)[0] is not None else None)
-             for d in datasets["used"] for t in params["tasks"] for a in params["activations"]}
-    progress = Progress(total=len(units), desc="images: training runs")
+    activations, lrs = list(params["activations"]), list(params["grid"]["lr"])
+    # One unit per grid cell (set, task, width, seed): its activations x lrs share the data and the
+    # seed, and those of one architecture train as one population. Widths stay separate units
+    # (different shapes never share a population, and the units run in parallel).
+    units = [(d, t, w, s) for d in datasets["used"] for t in params["tasks"] for w in params["grid"]["width"]
+             for s in params["seeds"]]
+    specs = {(d, t): {a: (load_specs(af_dir, d, t, a) if parse_activation(a)[0] is not None else None)
+                      for a in activations} for d in datasets["used"] for t in params["tasks"]}
+    progress = Progress(total=len(units) * len(activations) * len(lrs), desc="images: training runs")
     with progress, gpu_placement(params["runner"]):
-        futures = [train_unit.submit(d, t, a, specs[(d, t, a)], w, lr, s, up, data_cfg) for d, t, a, w, lr, s in units]
+        futures = [train_unit.submit(d, t, activations, specs[(d, t)], w, lrs, s, up, data_cfg) for d, t, w, s in units]
         runs = []
         for future in futures:
-            runs.append(future.result())
-            progress.update()
+            rows = future.result()
+            runs.extend(rows)
+            progress.update(len(rows))
+    runs.sort(key=run_order(datasets["used"], params))
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise(runs)
     summary = {"spearman": spearman_by_dataset(runs), "by_activation": activation_means(runs),
@@ -430,6 +506,16 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
                   description="Test accuracy (selected grid point, mean over seeds) and TV per activation")
     publish_markdown(markdown_table(table) if table else "no runs", track=TRACK, stage="train")
     return metrics
+
+
+def run_order(datasets: Sequence[str], params: dict):
+    """Sort key of runs.json rows: set, task, activation, width, lr, seed in the profile's order
+    (the order of the per-model units before populations, so that runs.json reads as before)."""
+    axes = [list(datasets), params["tasks"], params["activations"], params["grid"]["width"], params["grid"]["lr"],
+            params["seeds"]]
+    index = [{v: i for i, v in enumerate(axis)} for axis in axes]
+    fields = ("dataset", "task", "activation", "width", "lr", "seed")
+    return lambda r: tuple(ix[r[f]] for ix, f in zip(index, fields))
 
 
 def summarise(runs: list[dict]) -> dict:

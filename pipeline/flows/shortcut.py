@@ -15,11 +15,15 @@ the other tile shuffled across rows, so that it carries no label information).
 Each training run holds out ``held_out`` of its training collages (same distribution) for model
 selection, trains for the whole budget, keeps the checkpoint of best held-out accuracy, and
 records the accuracy on both unambiguous test sets along the whole trajectory (paper Fig. 9,
-right). Entries carry ``test_acc_mnist`` and ``test_acc_cifar`` instead of ``test_acc``.
+right). Entries carry ``test_acc_mnist`` and ``test_acc_cifar`` instead of ``test_acc``. One unit
+trains the models of one seed that share a training view (``relu``, ``af_mnist``, ``af_cifar`` on
+the ambiguous collages; each upper bound on its own), those of one architecture (the learned AFs)
+as one population.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import time
@@ -33,7 +37,8 @@ from prefect import flow
 from ..complexity import total_variation
 from ..data import PreparedData, prepare_dataset, split_tiles
 from ..data.collages import DATA_CHOICES
-from ..fit import evaluate_model, train_model
+from ..fit import evaluate_model
+from ..fit.population import population_groups, train_population
 from ..meta.algorithm import KEEP, VAL_OBJECTIVES
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
@@ -136,32 +141,111 @@ def metalearn_unit(model: str, params: dict, data_cfg: dict | None, seed: int = 
     return {"model": model, "spec": spec, "history": history, "data": data.provenance["data"]}
 
 
-@unit_task(task_run_name="train-shortcut-{model}-s{seed}")
-def train_unit(model: str, spec: dict | None, seed: int, params: dict, data_cfg: dict | None) -> dict:
-    """One MLP on collages: final accuracy on both unambiguous test sets (checkpoint of best
-    held-out accuracy), the trajectory of both along training, and TV."""
-    started = time.perf_counter()
-    data = load_collages(params, data_cfg, seed)
-    view = training_view(data, model, params["train"]["held_out"], seed)
-    activation = activation_from_specs("relu" if spec is None else model, None if spec is None else [spec])
-    net = seeded_mlp(seed, view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation)
+def view_name(model: str) -> str:
+    """The training view a model sees: ``ambiguous`` (``relu`` and the learned AFs) or its own
+    (an upper bound's unambiguous collages)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown shortcut model {model!r}; known: {list(MODELS)}")
+    return model if model in UPPER_BOUNDS else "ambiguous"
+
+
+def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | None], seed: int,
+                params: dict) -> tuple[SimpleNamespace, list[torch.nn.Module]]:
+    """The training view shared by ``models`` and one MLP per model drawn under ``seeded(seed)``
+    (``specs``: the learned AF of ``af_*`` models, ``None`` for ReLU ones).
+
+    Raises:
+        ValueError: the models do not share one training view.
+    """
+    views = {view_name(m) for m in models}
+    if len(views) != 1:
+        raise ValueError(f"models {models} see different training views {sorted(views)}: train them in separate units")
+    view = training_view(data, models[0], params["train"]["held_out"], seed)
+    nets = []
+    for m in models:
+        spec = specs.get(m)
+        activation = activation_from_specs("relu" if spec is None else m, None if spec is None else [spec])
+        nets.append(seeded_mlp(seed, view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation))
+    return view, nets
+
+
+def fit_view(data: PreparedData, view: SimpleNamespace, models: list[str], nets: list[torch.nn.Module], seed: int,
+             params: dict) -> list[dict]:
+    """Train ``nets`` (one per name of ``models``) on one training view, those of one architecture
+    (the learned AFs: per-model frozen knot values) as one population
+    (:func:`pipeline.fit.population.train_population`), each for the whole budget keeping its
+    checkpoint of best held-out accuracy, as ``train_model(net, view, ..., seed)`` would (to
+    rounding: float64 agrees to 1e-9; a model trains bit for bit alike alone or in a population); records
+    the accuracy on both unambiguous test sets at every evaluation (``on_state``: the population
+    hands each model's weights at its evaluations) and the TV of the kept model.
+
+    Returns one dict per model, in order: ``model``, ``test_acc_mnist``, ``test_acc_cifar``,
+    ``val_acc``, ``train_acc``, ``best_step``, ``tv``, ``curve``, ``seconds``.
+
+    **Shape**
+
+    - ``view.X_*``: ``(n, 2 s^2)`` collages; ``view.y_*``: ``(n,)`` class ids in {0, 1}.
+    """
+    if len(models) != len(nets) or not nets:
+        raise ValueError(f"fit_view needs one net per model name, got {len(nets)} nets for models {models!r}")
     Xc, yc = (torch.as_tensor(a) for a in data.splits["test_complex"])
-
-    def also_cifar(row: dict) -> None:  # the curve's test_acc is the MNIST-predictive set
-        row["test_acc_cifar"] = evaluate_model(net, Xc, yc, "classification")[1]
-
     # no patience: the whole trajectory, with dense early evaluations (the early dynamics on a log axis)
     cfg = train_config(params["train"], params["train"]["lr"], dense_early_evals=True)
-    result = train_model(net, view, "classification", cfg, seed, on_eval=also_cifar)
-    curve = [{"step": r["step"], "train_acc": r["train_acc"], "val_acc": r["val_acc"], "test_acc_mnist": r["test_acc"],
-              "test_acc_cifar": r["test_acc_cifar"]} for r in result.curve]
-    tv = total_variation(result.model, torch.as_tensor(view.X_train), n_paths=params["tv"]["n_paths"],
-                         n_points=params["tv"]["n_points"], seed=seed)
-    return {"model": model, "seed": seed, "data": data.provenance["data"], "dataset": collage_key(data),
-            "test_acc_mnist": result.metrics["test_acc"],
-            "test_acc_cifar": evaluate_model(result.model, Xc, yc, "classification")[1],
-            "val_acc": result.metrics["val_acc"], "train_acc": result.metrics["train_acc"], "best_step": result.best_step,
-            "tv": tv, "curve": curve, "seconds": time.perf_counter() - started}
+    out: list[dict | None] = [None] * len(nets)
+    for group in population_groups(nets, [cfg] * len(nets)):
+        started = time.perf_counter()
+        members = [nets[i] for i in group]
+        # Weights at each evaluation go into a probe copy of the model (its frozen AF included),
+        # evaluated on the CIFAR-predictive set: the curve's test_acc is the MNIST-predictive one.
+        probes = [copy.deepcopy(m) for m in members]
+        last_row: dict[int, dict] = {}
+
+        def remember(k: int, row: dict) -> None:
+            last_row[k] = row
+
+        def also_cifar(k: int, state: dict[str, torch.Tensor]) -> None:
+            probe = probes[k]
+            with torch.no_grad():
+                for name, param in probe.named_parameters():
+                    if name in state:
+                        param.copy_(state[name])
+            dtype = next(probe.parameters()).dtype
+            last_row[k]["test_acc_cifar"] = evaluate_model(probe, Xc.to(dtype), yc, "classification")[1]
+
+        trained = train_population(members, view, "classification", cfg, [seed] * len(group), on_eval=remember,
+                                   on_state=also_cifar)
+        seconds = (time.perf_counter() - started) / len(group)  # the population's time, shared equally
+        for i, result in zip(group, trained):
+            own = time.perf_counter()
+            net = result.model
+            dtype = next(net.parameters()).dtype
+            curve = [{"step": r["step"], "train_acc": r["train_acc"], "val_acc": r["val_acc"], "test_acc_mnist": r["test_acc"],
+                      "test_acc_cifar": r["test_acc_cifar"]} for r in result.curve]
+            tv = total_variation(net, torch.as_tensor(view.X_train, dtype=dtype), n_paths=params["tv"]["n_paths"],
+                                 n_points=params["tv"]["n_points"], seed=seed)
+            out[i] = {"model": models[i], "test_acc_mnist": result.metrics["test_acc"],
+                      "test_acc_cifar": evaluate_model(net, Xc.to(dtype), yc, "classification")[1],
+                      "val_acc": result.metrics["val_acc"], "train_acc": result.metrics["train_acc"],
+                      "best_step": result.best_step, "tv": tv, "curve": curve,
+                      "seconds": seconds + time.perf_counter() - own}
+    return out
+
+
+@unit_task(task_run_name="train-shortcut-{view}-s{seed}")
+def train_unit(view: str, models: list[str], specs: dict[str, dict | None], seed: int, params: dict,
+               data_cfg: dict | None) -> list[dict]:
+    """The MLPs of one seed that see one training view (``ambiguous``: ``relu`` and the learned
+    AFs; an upper bound: its own), trained as populations (:func:`fit_view`): final accuracy on both
+    unambiguous test sets (checkpoint of best held-out accuracy), the trajectory of both along
+    training, and TV. Returns one run row per model, in order."""
+    bad = [m for m in models if view_name(m) != view]
+    if bad:
+        raise ValueError(f"train_unit(view={view!r}): models {bad} do not train on that view")
+    data = load_collages(params, data_cfg, seed)
+    training, nets = view_models(data, models, specs, seed, params)
+    rows = fit_view(data, training, models, nets, seed, params)
+    return [{"model": r.pop("model"), "seed": seed, "data": data.provenance["data"], "dataset": collage_key(data), **r}
+            for r in rows]
 
 
 def unit_params(params: dict) -> dict:
@@ -212,14 +296,23 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
     limit_torch_threads(params["runner"])
     up = unit_params(params)
     specs = {m: json.loads((Path(af_dir) / f"{m}.json").read_text()) if m in LEARNED else None for m in params["models"]}
-    units = [(m, s) for m in params["models"] for s in params["seeds"]]
-    progress = Progress(total=len(units), desc="shortcut: training runs")
+    # One unit per (training view, seed): relu and the learned AFs share the ambiguous view (the
+    # AFs train as one population), each upper bound has its own collages.
+    views: dict[str, list[str]] = {}
+    for m in params["models"]:
+        views.setdefault(view_name(m), []).append(m)
+    units = [(v, ms, s) for v, ms in views.items() for s in params["seeds"]]
+    progress = Progress(total=len(params["models"]) * len(params["seeds"]), desc="shortcut: training runs")
     with progress, gpu_placement(params["runner"]):
-        futures = [train_unit.submit(m, specs[m], s, up, data_cfg) for m, s in units]
+        futures = [train_unit.submit(v, ms, {m: specs[m] for m in ms}, s, up, data_cfg) for v, ms, s in units]
         runs = []
         for future in futures:
-            runs.append(future.result())
-            progress.update()
+            rows = future.result()
+            runs.extend(rows)
+            progress.update(len(rows))
+    # runs.json in the order of the per-model units before populations: model, then seed
+    order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in params["models"] for s in params["seeds"])}
+    runs.sort(key=lambda r: order[(r["model"], r["seed"])])
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise(runs)
     data = json.loads((Path(af_dir) / "data.json").read_text())
