@@ -203,6 +203,37 @@ def test_server_cli_reports_and_reuses_the_running_server(server):
     assert server_status(repo).pid == info.pid  # `run` reused the server and left it running
 
 
+
+def test_server_run_passes_a_sigterm_on_and_stops_its_server(tmp_path):
+    """`server run -- CMD` stopped by SIGTERM (a scheduler, `kill`): the command gets the signal
+    and the server `run` started is stopped; nothing is left running."""
+    import signal
+
+    from pipeline.flows.server import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    marker = tmp_path / "child.pid"
+    child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.flows.server", "--repo", str(tmp_path), "run", "--port", str(free_port()),
+         "--", sys.executable, "-c", child],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists() and wrapper.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), wrapper.communicate(timeout=30)[0]
+    time.sleep(0.3)  # the pid is written before the file is closed
+    child_pid = int(marker.read_text())
+    wrapper.send_signal(signal.SIGTERM)
+    output, _ = wrapper.communicate(timeout=60)
+    assert wrapper.returncode == 128 + signal.SIGTERM, output  # the command was killed by SIGTERM (as a shell says it)
+    assert _gone(child_pid)
+    from pipeline.flows.server import server_status
+
+    assert server_status(tmp_path) is None
+    assert not (tmp_path / ".prefect" / "server.json").exists()
+
 # --- Dask: GPU placement through worker resources ---------------------------------------------
 
 from prefect import task  # noqa: E402

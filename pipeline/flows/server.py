@@ -388,13 +388,38 @@ def main(argv: list[str] | None = None) -> int:
     info = start_server(args.repo, host=args.host, port=args.port, timeout=args.timeout)
     print(f"Prefect UI: {info.ui_url}", file=sys.stderr)
     try:
-        return subprocess.call(cmd, env={**os.environ, "PREFECT_API_URL": info.api_url})
-    except FileNotFoundError:
-        print(f"command not found: {cmd[0]}", file=sys.stderr)
-        return 127
+        return _run_child(cmd, {**os.environ, "PREFECT_API_URL": info.api_url})
     finally:
         if info.started:
             stop_server(home=info.home)
+
+
+def _run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd`` to completion and return its exit status (128 + N when signal N killed it, as
+    a shell reports it). A SIGTERM or SIGHUP sent to this
+    process (a job scheduler's stop, a closed terminal) is passed on to the command and waited
+    for, so that the command stops cleanly and the caller's ``finally`` stops the server: by
+    default Python would die at once and leave both running."""
+    try:
+        child = subprocess.Popen(cmd, env=env)
+    except FileNotFoundError:
+        print(f"command not found: {cmd[0]}", file=sys.stderr)
+        return 127
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                status = child.wait()
+                return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
+            except KeyboardInterrupt:  # Ctrl-C reached the command too (same process group): let it finish
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
