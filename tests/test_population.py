@@ -177,3 +177,53 @@ def test_keep_last_and_dense_early_evaluations(float64_data):
     batched, looped = _compare(models, _data(), "classification", config, [0, 1], atol=1e-10)
     assert [r["step"] for r in batched[0].curve][:10] == list(range(1, 11))
     assert batched[0].best_step == 30
+
+
+def _compare_curves(batched, looped):
+    """Each model's whole curve as train_model's: same evaluated steps, accuracies to 1e-9."""
+    for b, l in zip(batched, looped):
+        assert [r["step"] for r in b.curve] == [r["step"] for r in l.curve]
+        for key in ("train_acc", "val_acc", "test_acc", "train_loss"):
+            assert [r[key] for r in b.curve] == pytest.approx([r[key] for r in l.curve], abs=1e-9)
+
+
+def test_per_model_stop_after_target_leaves_the_batch_as_train_model_stops(float64_data):
+    # The grokking runs' config (full batch, AdamW, keep the last step, dense early evaluations,
+    # no patience) with a different stop_after_target per model: one trains the whole budget.
+    base = TrainConfig(steps=120, batch_size=None, lr=1e-2, weight_decay=1.0, betas=(0.9, 0.98), eval_every=10,
+                       patience=None, target_accuracy=0.75, keep_best=False, dense_early_evals=True)
+    configs = population_configs(base, stop_after_target=[None, 2, 5, 1])
+    models = [_spline_mlp(0, shift) for shift in (0.0, 0.2, -0.3, 0.1)]  # one seed: the grokking groups' init
+    batched, looped = _compare(models, _data(), "classification", configs, [0] * 4, atol=1e-10)
+    _compare_curves(batched, looped)
+    lengths = [r.curve[-1]["step"] for r in looped]
+    assert lengths[0] == 120 and all(s is not None for s in (r.steps_to_target for r in looped))
+    assert len(set(lengths)) >= 3, lengths  # the models left the batch at different steps
+    for result, hold in zip(batched[1:], (2, 5, 1)):
+        assert all(row["test_acc"] >= 0.75 for row in result.curve[-hold:])
+        assert result.curve[-hold - 1]["test_acc"] < 0.75  # it stopped at the first chance
+        assert result.best_step == result.curve[-1]["step"]  # keep_best=False: the last step
+
+
+def test_unimplemented_config_fields_are_rejected(monkeypatch):
+    monkeypatch.setattr(population_module, "IMPLEMENTED_FIELDS",
+                        tuple(f for f in population_module.IMPLEMENTED_FIELDS if f != "stop_after_target"))
+    config = TrainConfig(steps=5, target_accuracy=0.9, stop_after_target=2)
+    with pytest.raises(ValueError, match="TrainConfig.stop_after_target = 2 is not implemented by train_population"):
+        train_population([make_mlp(4, 2, 1, 8)], _data(), configs=config)
+    # At its default the field changes nothing, so it is accepted.
+    train_population([make_mlp(4, 2, 1, 8)], _data(), configs=TrainConfig(steps=5))
+
+
+def test_accuracies_are_train_models_bit_for_bit_also_in_chunks(float64_data):
+    # 600 validation and test rows in chunks of 256 (eval_rows): each accuracy is the float32
+    # count / n that train_model's mean over all rows gives, so a threshold decides alike.
+    data = _data(n=2400)
+    config = TrainConfig(steps=20, batch_size=64, eval_every=5, patience=None)
+    models = [_spline_mlp(seed, 0.1 * seed) for seed in range(2)]
+    looped = [train_model(copy.deepcopy(m), data, "classification", config, s) for s, m in enumerate(models)]
+    batched = train_population(models, data, "classification", config, [0, 1], eval_rows=256)
+    for b, l in zip(batched, looped):
+        for key in ("train_acc", "val_acc", "test_acc"):
+            assert [r[key] for r in b.curve] == [r[key] for r in l.curve]
+        assert b.metrics["test_acc"] == l.metrics["test_acc"]

@@ -12,9 +12,13 @@ from torch import Tensor, nn
 from ..complexity import total_variation
 from ..meta import InnerOptimizer, MetaConfig, MetaProblem, meta_learn_problems
 from ..nn import SplineActivation, make_activation, make_mlp, seeded
-from .train import TrainConfig, train_model
+from .population import population_groups, train_population
+from .train import TrainConfig
 
 CONTROLS = ("relu", "gelu", "tanh", "sin", "random_spline")
+#: The most ``models x training rows x width`` one CPU population of :func:`grok_runs` holds
+#: (add_mod27 at train fraction 0.55, width 256: 5 models; width 64: 20).
+CPU_POPULATION_ELEMENTS = 2**19
 
 
 @dataclass(frozen=True)
@@ -87,24 +91,83 @@ def grok_run(data: Any, n_classes: int, activation: nn.Module, recipe: Recipe, s
              width: int | None = None, stop_after_target: int | None = None) -> dict:
     """Train a fresh 1-hidden-layer MLP with ``activation``; returns the learning curve, the first
     step with test accuracy >= 95 % (``None`` if never within ``steps``), final accuracies and TV
-    (final: at the last step run, which is earlier than ``steps`` with ``stop_after_target``)."""
+    (final: at the last step run, which is earlier than ``steps`` with ``stop_after_target``).
+
+    :func:`grok_runs` with one run (a population of one). It trains as ``train_model`` would, up
+    to rounding: the population's hand-written backward sums in another order than autograd, so in
+    float32 the curves of the two drift apart over a long run (float64: equal to 1e-9 over the
+    first hundreds of steps, tests/test_algorithmic.py)."""
+    return grok_runs(data, n_classes, [activation], recipe, steps, seed, width, stop_after_target)[0]
+
+
+def grok_runs(data: Any, n_classes: int, activations: Sequence[nn.Module], recipe: Recipe,
+              steps: int | Sequence[int], seed: int, width: int | None = None,
+              stop_after_target: int | None | Sequence[int | None] = None) -> list[dict]:
+    """:func:`grok_run` for each of ``activations`` on the same data and seed, trained together:
+    the runs that :func:`pipeline.fit.population.population_groups` puts in one population (the
+    same activation type: e.g. every spline AF of a transfer row and the ``random_spline``
+    control; each ReLU, GELU, tanh or sin run otherwise alone) train as one batched computation,
+    each ending at its own ``stop_after_target``. Every model is drawn under
+    ``pipeline.nn.seeded(seed)``, so each run starts where :func:`grok_run` starts it, and trains
+    as in a population of its own (on this project's CPU machine the numbers were bit-identical;
+    tests allow 1e-6). On a CPU the gain is small: full-batch steps of width-256 MLPs are
+    compute-bound (ReLU about 1.4x per model at K >= 3, a spline AF about 1.2x), and large
+    populations are cut (:data:`CPU_POPULATION_ELEMENTS`); see benchmarks/bench_algorithmic_train.py.
+
+    Args:
+        activations: one module per run (a frozen :class:`SplineActivation` or a control).
+        steps, stop_after_target: one for all runs, or one per run.
+
+    Returns:
+        One result dict per run, in order (the keys of :func:`grok_run`).
+
+    **Shape**: ``data.X_*`` ``(n, d_in)`` one-hot operands, ``data.y_*`` ``(n,)`` class ids.
+    """
+    activations = list(activations)
+    k = len(activations)
+    if k == 0:
+        raise ValueError("grok_runs needs at least one activation")
+    steps_each = [steps] * k if isinstance(steps, int) else list(steps)
+    stops = [stop_after_target] * k if stop_after_target is None or isinstance(stop_after_target, int) else list(stop_after_target)
+    if len(steps_each) != k or len(stops) != k:
+        raise ValueError(f"{k} activations, {len(steps_each)} steps and {len(stops)} stop_after_target: give one, or one per activation")
     d_in = data.X_train.shape[1]
-    with seeded(seed):  # the weights depend on the seed alone, also when runs share a process's threads
-        model = _one_hot_mlp(d_in, n_classes, width or recipe.width, activation)
-    result = train_model(model, data, "classification", recipe.train_config(steps, stop_after_target), seed)
-    last = result.curve[-1]
-    X_train = torch.as_tensor(data.X_train).float()
-    X_all = torch.cat([X_train, torch.as_tensor(data.X_test).float()])
-    out = {
-        "steps_to_95": result.steps_to_target,
-        "final_train_acc": last["train_acc"],
-        "final_test_acc": last["test_acc"],
-        "tv": total_variation(model, X_all, seed=seed),
-        "curve": result.curve,
-    }
-    if isinstance(activation, SplineActivation):
-        out["character"] = describe_activation(activation, X_train, model[0])
-    return out
+    models = []
+    for activation in activations:
+        with seeded(seed):  # the weights depend on the seed alone, also when runs share a process's threads
+            models.append(_one_hot_mlp(d_in, n_classes, width or recipe.width, activation))
+    configs = [recipe.train_config(s, stop) for s, stop in zip(steps_each, stops)]
+    results: list = [None] * k
+    # On a CPU a population's step is compute-bound here, and past a few models its (K, n, width)
+    # activations fall out of the caches: 14 spline MLPs of width 256 on add_mod27 ran 2x slower
+    # per model as one population than 3 did (benchmarks/bench_algorithmic_train.py). So CPU
+    # populations are cut to CPU_POPULATION_ELEMENTS activations per layer.
+    per_model = data.X_train.shape[0] * (width or recipe.width)
+    cap = max(1, CPU_POPULATION_ELEMENTS // per_model) if next(models[0].parameters()).device.type == "cpu" else k
+    for group in population_groups(models, configs):
+        for start in range(0, len(group), cap):
+            part = group[start : start + cap]
+            trained = train_population([models[i] for i in part], data, "classification", [configs[i] for i in part],
+                                       [seed] * len(part))
+            for i, result in zip(part, trained):
+                results[i] = result
+    dtype = next(models[0].parameters()).dtype  # float32 (float64 in tests)
+    X_train = torch.as_tensor(data.X_train).to(dtype)
+    X_all = torch.cat([X_train, torch.as_tensor(data.X_test).to(dtype)])
+    outs = []
+    for model, activation, result in zip(models, activations, results):
+        last = result.curve[-1]
+        out = {
+            "steps_to_95": result.steps_to_target,
+            "final_train_acc": last["train_acc"],
+            "final_test_acc": last["test_acc"],
+            "tv": total_variation(model, X_all, seed=seed),
+            "curve": result.curve,
+        }
+        if isinstance(activation, SplineActivation):
+            out["character"] = describe_activation(activation, X_train, model[0])
+        outs.append(out)
+    return outs
 
 
 @torch.no_grad()
@@ -116,8 +179,8 @@ def describe_activation(act: SplineActivation, model_input: Tensor | None = None
     knots = act.knots.double()
     lo, hi = knots[0].item(), knots[-1].item()
     if model_input is not None and first_layer is not None:
-        pre = first_layer(model_input.float()).flatten()
-        lo, hi = torch.quantile(pre, torch.tensor([0.01, 0.99])).tolist()
+        pre = first_layer(model_input.to(first_layer.weight.dtype)).flatten()
+        lo, hi = torch.quantile(pre, torch.tensor([0.01, 0.99], dtype=pre.dtype)).tolist()
     inside = (knots >= lo - 1e-9) & (knots <= hi + 1e-9)
     v, k = values[inside], knots[inside]
     frequency = float("nan")

@@ -16,8 +16,9 @@ best checkpoint, so the population is exactly K runs of :func:`pipeline.fit.trai
 
 Per-model hyperparameters:
 
-- optimiser settings: ``lr``, ``weight_decay``, ``betas`` (and ``target_accuracy``) may differ
-  between the :class:`TrainConfig` of the models; every other field must be equal;
+- optimiser settings: ``lr``, ``weight_decay``, ``betas`` (and ``target_accuracy`` and
+  ``stop_after_target``: when a model's run ends) may differ between the :class:`TrainConfig` of
+  the models; every other field must be equal;
 - the models' own state: initial weights (seeds), a learned activation's knot values
   (:class:`SplineActivation`, :class:`InputActivations`), the ``alpha`` of :class:`TanhScaled`
   and the ``frequency`` of :class:`Sine` (these two are Python attributes; the population turns
@@ -48,10 +49,17 @@ from .train import TrainConfig, TrainResult, _evaluate_at, as_tensors, trainable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PER_MODEL_FIELDS", "population_configs", "population_groups", "train_population"]
+__all__ = ["IMPLEMENTED_FIELDS", "PER_MODEL_FIELDS", "population_configs", "population_groups", "train_population"]
 
 #: The :class:`TrainConfig` fields that may differ between the models of one population.
-PER_MODEL_FIELDS = ("lr", "weight_decay", "betas", "target_accuracy")
+PER_MODEL_FIELDS = ("lr", "weight_decay", "betas", "target_accuracy", "stop_after_target")
+#: Every :class:`TrainConfig` field :func:`train_population` honours as ``train_model`` does. A
+#: field added to TrainConfig later is rejected (unless at its default) until the population
+#: implements it, instead of being silently ignored.
+IMPLEMENTED_FIELDS = (
+    "steps", "batch_size", "optimizer", "lr", "weight_decay", "betas", "eval_every", "patience",
+    "target_accuracy", "train_activations", "keep_best", "dense_early_evals", "stop_after_target",
+)
 _EPS = 1e-8  # torch.optim.Adam(W)'s default, which train_model uses
 
 
@@ -97,12 +105,18 @@ def population_configs(base: TrainConfig = TrainConfig(), **per_model: Sequence[
 
 
 def _check_configs(configs: TrainConfig | Sequence[TrainConfig], k: int) -> list[TrainConfig]:
-    if isinstance(configs, TrainConfig):
-        return [configs] * k
-    configs = list(configs)
+    configs = [configs] * k if isinstance(configs, TrainConfig) else list(configs)
     if len(configs) != k:
         raise ValueError(f"{len(configs)} configs for {k} models: give one TrainConfig or one per model")
+    default = TrainConfig()
     for f in fields(TrainConfig):
+        if f.name not in IMPLEMENTED_FIELDS:
+            used = sorted({repr(getattr(c, f.name)) for c in configs if getattr(c, f.name) != getattr(default, f.name)})
+            if used:
+                raise ValueError(
+                    f"TrainConfig.{f.name} = {used[0]} is not implemented by train_population; train these models "
+                    f"with train_model, or leave {f.name} at its default {getattr(default, f.name)!r}"
+                )
         if f.name in PER_MODEL_FIELDS:
             continue
         seen = {repr(getattr(c, f.name)) for c in configs}
@@ -339,8 +353,9 @@ def train_population(
         data: ``X_train y_train X_val y_val X_test y_test`` (see ``train_model``).
         task: ``classification`` or ``regression``.
         configs: one :class:`TrainConfig` for all models, or one per model; only
-            :data:`PER_MODEL_FIELDS` (``lr``, ``weight_decay``, ``betas``, ``target_accuracy``)
-            may differ. See :func:`population_configs`.
+            :data:`PER_MODEL_FIELDS` (``lr``, ``weight_decay``, ``betas``, ``target_accuracy``,
+            ``stop_after_target``) may differ; a model that stops (patience, ``stop_after_target``,
+            divergence) leaves the batch. See :func:`population_configs`.
         seeds: the minibatch seed of each model (default ``0 .. K-1``).
         on_eval: called as ``on_eval(k, row)`` with each model's curve rows.
         on_state: called as ``on_state(k, {name: tensor})`` with copies of model ``k``'s trainable
@@ -464,6 +479,7 @@ def train_population(
     since_best = [0] * k_all
     curves: list[list[dict]] = [[] for _ in range(k_all)]
     steps_to_target: list[int | None] = [None] * k_all
+    at_target = [0] * k_all  # consecutive evaluations at >= target_accuracy (stop_after_target)
     best = flat.detach().clone()
     last_weights = flat.detach().clone()
 
@@ -522,9 +538,12 @@ def train_population(
                 on_eval(i, row)
             if on_state is not None:
                 on_state(i, {nm: v[j].detach().clone() for nm, v in params.items()})
+            # The checks of train_model, in its order (patience ends a run before the others).
             target = configs[i].target_accuracy
-            if steps_to_target[i] is None and target is not None and row["test_acc"] >= target:
+            reached = target is not None and row["test_acc"] >= target
+            if steps_to_target[i] is None and reached:
                 steps_to_target[i] = step
+            at_target[i] = at_target[i] + 1 if reached else 0
             if row["val_acc"] > best_val[i]:
                 best_val[i], best_step[i], since_best[i] = row["val_acc"], step, 0
                 improved_local.append(j)
@@ -533,6 +552,10 @@ def train_population(
                 if config.patience is not None and since_best[i] >= config.patience:
                     stop_local.add(j)
                     continue
+            hold = configs[i].stop_after_target
+            if hold is not None and at_target[i] >= hold:
+                stop_local.add(j)
+                continue
             if not math.isfinite(row["train_loss"]):
                 log.warning("model %d diverged at step %d (loss %s); keeping step %d", i, step, row["train_loss"], best_step[i])
                 stop_local.add(j)
@@ -589,13 +612,15 @@ def _evaluate(forward, params, fixed, t, task, eval_rows) -> dict[str, tuple[lis
             out[split] = ([math.nan] * k, [math.nan] * k)
             continue
         loss_sum = torch.zeros(k, dtype=torch.float64, device=X.device)
-        acc_sum = torch.zeros(k, dtype=torch.float64, device=X.device)
+        correct = torch.zeros(k, dtype=torch.float64, device=X.device)
         for start in range(0, n, chunk):
             xb, yb = X[start : start + chunk], y[start : start + chunk]
             loss, acc = _loss_and_accuracy(task, forward(params, fixed, xb), yb)
             loss_sum += loss.double() * xb.shape[0]
-            acc_sum += acc.double() * xb.shape[0]
-        out[split] = ((loss_sum / n).tolist(), (acc_sum / n).tolist())
+            correct += (acc.double() * xb.shape[0]).round()  # the exact count of correct rows
+        # The float32 count / n: what train_model's float32 mean over all rows gives, bit for bit
+        # (also with several chunks), so that a threshold like target_accuracy = 0.95 decides alike.
+        out[split] = ((loss_sum / n).tolist(), (correct.float() / n).tolist())
     return out
 
 

@@ -8,6 +8,7 @@ cached task would not write its file again.
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from prefect import flow
 
 from ..data.synthetic import PAPER_TASKS, algorithmic_task, is_algorithmic_task
-from ..fit.grokking import CONTROLS, Recipe, control_activation, describe_activation, grok_run, learn_task_activation
+from ..fit.grokking import CONTROLS, Recipe, control_activation, describe_activation, grok_runs, learn_task_activation
 from ..meta import MetaConfig
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
@@ -82,7 +83,9 @@ ALL_TASKS = "all_tasks"
 
 
 # Units take only the values they use, so that adding a task or a seed to params.yaml leaves the
-# cache keys of the existing units unchanged (Prefect then reruns only the new units).
+# cache keys of the existing units unchanged (Prefect then reruns only the new units). A train unit
+# is a group of runs (unit_groups): adding a control reruns the main units, adding a transfer task
+# the transfer rows (each gains a column), but never the units of another seed or setting.
 @unit_task(task_run_name="metalearn-{name}")
 def metalearn_unit(name: str, tasks: list[str], fraction: float, meta: dict, recipe: dict, seed: int = 0) -> dict:
     """Algorithm 1 on the training pairs of one task, or of several at once (one shared AF, each
@@ -102,20 +105,54 @@ def metalearn_unit(name: str, tasks: list[str], fraction: float, meta: dict, rec
     return {"name": name, "activation": spec, "history": history}
 
 
-@unit_task(task_run_name="train-{task}-{activation_name}-f{fraction}-w{width}-s{seed}")
-def train_unit(task: str, activation_name: str, activation_spec: dict | None, recipe: dict, fraction: float,
-               width: int, steps: int, sin_frequency: float | None, seed: int, stop_after_95: int | None = None) -> dict:
-    """One grokking run: a fresh MLP with a control activation, or a learned one (``activation_spec``);
-    with ``stop_after_95``, ended once test accuracy has held >= 95 % for that many evaluations."""
+@unit_task(task_run_name="train-{task}-f{fraction}-w{width}-s{seed}-n{steps}-stop{stop_after_95}")
+def train_unit(task: str, fraction: float, width: int, seed: int, steps: int, stop_after_95: int | None,
+               runs: list[dict], recipe: dict) -> list[dict]:
+    """The grokking runs of one :func:`unit_groups` group (same data, architecture, budget and
+    stopping rule) as populations (:func:`pipeline.fit.grokking.grok_runs`: every spline AF of the
+    group, learned or ``random_spline``, in one batched computation; each other activation type in
+    its own). Each run of ``runs`` is ``{activation_name, activation_spec, sin_frequency}``: a
+    control activation, or a learned AF (``activation_spec``, its JSON form). With
+    ``stop_after_95`` a run ends once test accuracy has held >= 95 % for that many evaluations.
+
+    Runs that are the same computation (the sweeps' and the transfer matrix's run of one task's AF,
+    or of ReLU, at the main setting) train once. Returns one result dict per run, in order."""
     data = _task_data(task, fraction, seed)
-    if activation_spec is not None:
-        activation = SplineActivation.from_dict(activation_spec, source=f"AF {activation_name}")
-        activation.values.requires_grad_(False)
-    else:
-        activation = control_activation(activation_name, seed=seed, frequency=sin_frequency or 4.0)
-    result = grok_run(data, data.n_classes, activation, _recipe(recipe), steps, seed, width=width,
-                      stop_after_target=stop_after_95)
-    return {"task": task, "activation": activation_name, "seed": seed, "fraction": fraction, "width": width, **result}
+    unique: dict[str, int] = {}  # what a run computes -> its index among the runs trained
+    trained, which = [], []
+    for run in runs:
+        key = json.dumps({"spec": run["activation_spec"], "sin_frequency": run["sin_frequency"],
+                          "control": None if run["activation_spec"] is not None else run["activation_name"]},
+                         sort_keys=True)
+        if key not in unique:
+            unique[key] = len(trained)
+            trained.append(run)
+        which.append(unique[key])
+    activations = []
+    for run in trained:
+        if run["activation_spec"] is not None:
+            activation = SplineActivation.from_dict(run["activation_spec"], source=f"AF {run['activation_name']}")
+            activation.values.requires_grad_(False)
+        else:
+            activation = control_activation(run["activation_name"], seed=seed, frequency=run["sin_frequency"] or 4.0)
+        activations.append(activation)
+    results = grok_runs(data, data.n_classes, activations, _recipe(recipe), steps, seed, width=width,
+                        stop_after_target=stop_after_95)
+    return [{"task": task, "activation": run["activation_name"], "seed": seed, "fraction": fraction, "width": width,
+             **copy.deepcopy(results[i])} for run, i in zip(runs, which)]
+
+
+def unit_groups(plan: list[dict]) -> list[tuple[tuple, list[int]]]:
+    """The runs of :func:`planned_runs` by (task, fraction, width, seed, steps, stop_after_95):
+    ``[(key, [indices into plan])]`` in the order of their first run. A group's runs share their
+    data and architecture (they can train as populations) and their budget and stopping rule (so
+    the main runs, which keep the whole budget for Fig. 11, stay apart from the sweep and transfer
+    runs: an edit of the sweep or transfer params leaves the main units' cache keys alone, while
+    the sweeps' and the transfer matrix's identical runs at the main setting still meet)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(plan):
+        groups.setdefault((r["task"], r["fraction"], r["width"], r["seed"], r["steps"], r["stop_after_95"]), []).append(i)
+    return list(groups.items())
 
 
 def af_names(params: dict) -> dict[str, list[str]]:
@@ -189,18 +226,21 @@ def train_flow(params: dict, af_dir: str, runs_path: str, metrics_path: str) -> 
     plan = planned_runs(params)
     specs = {name: json.loads((Path(af_dir) / f"{name}.json").read_text()) for name in af_names(params)}
     progress = Progress(total=len(plan), desc="algorithmic training runs")
+    groups = unit_groups(plan)
     with progress, gpu_placement(params["runner"]):
-        futures = [
-            train_unit.submit(r["task"], r["activation_name"], specs[r["af"]] if r["af"] else None, params["recipe"],
-                              r["fraction"], r["width"], r["steps"],
-                              params["sin_frequency"] if r["activation_name"] == "sin" else None, r["seed"],
-                              r["stop_after_95"])
-            for r in plan
-        ]
-        runs = []
-        for r, future in zip(plan, futures):
-            runs.append({"group": r["group"], **future.result()})
-            progress.update()
+        futures = []
+        for (task, fraction, width, seed, steps, stop), members in groups:
+            runs_of_unit = [{"activation_name": plan[i]["activation_name"],
+                             "activation_spec": specs[plan[i]["af"]] if plan[i]["af"] else None,
+                             "sin_frequency": params["sin_frequency"] if plan[i]["activation_name"] == "sin" else None}
+                            for i in members]
+            futures.append(train_unit.submit(task, fraction, width, seed, steps, stop, runs_of_unit, params["recipe"]))
+        results: list[dict | None] = [None] * len(plan)
+        for (_, members), future in zip(groups, futures):
+            for i, result in zip(members, future.result()):
+                results[i] = {"group": plan[i]["group"], **result}
+            progress.update(len(members))
+        runs = results  # in the order of planned_runs, as before
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise([r for r in runs if r["group"] == "main"])
     transfer_runs = [r for r in runs if r["group"] == "transfer"]
