@@ -37,7 +37,7 @@ def learned_activations(panels: Sequence[dict]):
     frequency the knot grid can represent) and the share of knots that received gradient. Each
     panel: ``task``, ``knots``, ``values``, ``visited_range``, ``dominant_frequency``,
     ``knots_visited``."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         knots, values = np.asarray(panel["knots"]), np.asarray(panel["values"])
         lo, hi = panel["visited_range"]
@@ -57,8 +57,10 @@ def learned_activations(panels: Sequence[dict]):
         # The knot grid cannot represent more than one cycle per two knot spacings: a dominant
         # frequency at that limit is set by the grid's resolution, not by the task.
         nyquist = 0.5 / float(np.diff(knots).mean())
-        ax.set_title(f"{panel['task']}\nf = {panel['dominant_frequency']:.2f}/unit (grid limit {nyquist:.2f}), "
-                     f"{100 * panel['knots_visited']:.0f}% knots", fontsize=7)
+        frequency = panel["dominant_frequency"]
+        frequency = "none (flat)" if not np.isfinite(frequency) or not np.ptp(values) else f"{frequency:.2f}/unit"
+        ax.set_title(f"{panel['task']}\nf = {frequency} (grid limit {nyquist:.2f})\n"
+                     f"{100 * panel['knots_visited']:.0f}% of knots got gradient", fontsize=7)
         ax.set_xlabel("pre-activation")
     return fig
 
