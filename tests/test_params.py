@@ -40,6 +40,7 @@ def test_the_shipped_params_are_valid_and_profiles_resolve(params, tmp_path):
         (lambda p: p.update(profile="fast"), ["'fast'", "quick", "paper"]),
         (lambda p: p["algorithmic"]["meta"].update(n_max="many"), ["algorithmic.meta.n_max", "int", "'many'"]),
         (lambda p: p["algorithmic"]["meta"].update(init="swish"), ["'swish'", "relu"]),
+        (lambda p: p["algorithmic"]["meta"].update(keep="first"), ["algorithmic.meta.keep", "'first'", "last"]),
         (lambda p: p["algorithmic"]["profiles"]["quick"].update(tasks=["add_mod27", "pow_mod7"]), ["'pow_mod7'", "add_mod27"]),
         (lambda p: p["algorithmic"].update(controls=["relu", "swish"]), ["'swish'", "random_spline"]),
         (lambda p: p["algorithmic"].update(profile="gpu"), ["algorithmic.profile", "'gpu'", "cpu"]),

@@ -20,6 +20,7 @@ from prefect import flow
 from ..data.synthetic import PAPER_TASKS, algorithmic_task, is_algorithmic_task
 from ..fit.grokking import CONTROLS, Recipe, control_activation, describe_activation, grok_runs, learn_task_activation
 from ..meta import MetaConfig
+from ..meta.algorithm import KEEP
 from ..nn import INITS, SplineActivation
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
@@ -42,7 +43,7 @@ SCHEMA = {
     "profile": (str, type(None)),
     "recipe": {"width": int, "lr": _NUMBER, "weight_decay": _NUMBER, "betas": list, "eval_every": int},
     "meta": {"n_max": int, "truncation": (int, type(None)), "episodes_per_step": int, "outer_lr": _NUMBER,
-             "init": INITS, "n_knots": int, "interval": list},
+             "init": INITS, "n_knots": int, "interval": list, "keep": KEEP},
     "controls": list,
     "sin_frequency": _NUMBER,
     "profiles": {name: _PROFILE for name in PROFILES},
@@ -68,7 +69,7 @@ def _recipe(recipe: dict) -> Recipe:
 def _meta_config(meta: dict, recipe: dict) -> MetaConfig:
     return MetaConfig(
         n_max=meta["n_max"], truncation=meta["truncation"], episodes_per_step=meta["episodes_per_step"],
-        inner=_recipe(recipe).inner_optimizer(), outer_lr=meta["outer_lr"], patience=None,
+        inner=_recipe(recipe).inner_optimizer(), outer_lr=meta["outer_lr"], patience=None, keep=meta["keep"],
     )
 
 
