@@ -25,7 +25,7 @@ from pipeline.fit.tabular import (
     learn_activations,
     per_layer_for_depth,
 )
-from pipeline.nn import InputActivations, SplineActivation, TanhScaled
+from pipeline.nn import InputActivations, SplineActivation, TanhScaled, seeded
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_KEYS = "linear knn xgboost random_forest mlp_relu mlp_tanh mlp_tanh_scaled mlp_af iaf_linear iaf_relu iaf_af".split()
@@ -78,6 +78,27 @@ def test_finetune_leaves_learned_activations_trainable_and_per_layer_afs_map_by_
     assert torch.equal(acts[0].values, torch.relu(acts[0].knots)) and torch.all(acts[-1].values == 0)
     model = build_model("mlp_af", 4, 2, 1, 8, learned={"af": specs})
     assert len([m for m in model if isinstance(m, SplineActivation)]) == 1
+
+
+def test_iaf_knots_refine_the_learned_iafs_without_changing_their_functions():
+    learned = _learned(4)
+    with torch.no_grad():
+        coarse = iaf_from_dict(learned["iaf"])
+        coarse.values.add_(torch.randn(coarse.values.shape, generator=torch.Generator().manual_seed(0)))
+    learned["iaf"] = iaf_to_dict(coarse)
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(1)) * 2
+    with seeded(0):
+        frozen = build_model("iaf_relu", 4, 2, 1, 8, learned=learned)
+    with seeded(0):
+        fine = build_model("iaf_relu", 4, 2, 1, 8, learned=learned, finetune=True, iaf_knots=48 * 64 + 1)
+    assert fine[0].values.shape == (4, 3073) and fine[0].values.requires_grad
+    # the same functions on the finer grid (to float32 rounding of the 3073 knot positions)
+    assert (fine[0](x) - frozen[0](x)).abs().max() < 3e-4
+    assert torch.allclose(fine(x), frozen(x), atol=3e-4)
+    with pytest.raises(ValueError, match=r"n_knots - 1 must be a positive multiple of 48.*e.g. 1537"):
+        coarse.refined(100)
+    with pytest.raises(ValueError, match="iaf_knots=1537 given for family 'mlp_relu', which has no IAFs"):
+        build_model("mlp_relu", 4, 2, 1, 8, iaf_knots=1537)
 
 
 def test_missing_learned_activations_are_named():
@@ -250,6 +271,8 @@ def test_params_resolve_profiles_and_accept_openml_ids_and_declared_files(params
         (lambda t: t["profiles"]["quick"].update(af_variants=["af_gelu"]), "unknown variant 'af_gelu'"),
         (lambda t: t["profiles"]["quick"].update(finetune=["yes"]), "finetune must be a non-empty list of true/false"),
         (lambda t: t["profiles"]["quick"].update(widths=[0]), "widths must be a non-empty list of positive ints"),
+        (lambda t: t["profiles"]["quick"].update(iaf_knots=[100]),
+         "iaf_knots must be a non-empty list of knot counts k with k - 1 a multiple of tabular.meta.n_knots - 1 = 48"),
         (lambda t: t["profiles"]["quick"]["fig8"].update(seeds=[7]), "fig8.seeds [7] must be among"),
     ],
 )
@@ -291,7 +314,9 @@ def test_a_users_csv_with_a_string_target_runs_through_the_track_units(tmp_path,
 
     train = {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "batch_size": 64, "eval_every": 20, "steps": 200,
              "patience": 5, "tv": {"n_paths": 10, "n_points": 10}}
-    configs = T.family_configs("iaf_relu", {"depths": [1], "widths": [16], "n_arch": 1, "finetune": [False, True]}, 0)
+    configs = T.family_configs("iaf_relu", {"depths": [1], "widths": [16], "n_arch": 1, "finetune": [False, True],
+                                            "iaf_knots": [49, 1537]}, 0)
+    assert [(c["finetune"], c.get("iaf_knots")) for c in configs] == [(False, None), (True, 49), (True, 1537)]
     rows = T.family_unit.fn("my_csv", 0, "iaf_relu", configs, {"iaf_relu": learned}, data, train)["rows"]
     rows += T.family_unit.fn("my_csv", 0, "mlp_relu", [{"depth": 1, "width": 16}], {}, data, train)["rows"]
     options = {"n_configs": 2, "n_estimators": 50, "early_stopping_rounds": 10}

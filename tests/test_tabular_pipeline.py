@@ -33,6 +33,7 @@ def _tiny(params: dict, datasets: list[str]) -> dict:
         "datasets": datasets, "seeds": [0], "max_train": 300, "max_eval": 300,
         "families": ["mlp_relu", "mlp_tanh", "mlp_tanh_scaled", "mlp_af", "iaf_linear", "iaf_relu", "iaf_af"],
         "baselines": ["linear", "knn", "xgboost", "random_forest"], "af_variants": ["af_relu"], "finetune": [True],
+        "iaf_knots": [97],
         "depths": [1], "widths": [8], "n_arch": 1, "alphas": [1.0], "steps": 30, "patience": 2,
         "meta_n_max": 2, "meta_episode_size": 64, "xgboost_configs": 1, "forest_configs": 1,
         "fig8": {"widths": [8], "depths": [1], "seeds": [0]},

@@ -147,9 +147,12 @@ def accuracy_vs_complexity(runs: Sequence[dict], datasets: Sequence[str], baseli
     return fig
 
 
-def learned_activations(afs: Mapping[str, dict], iaf: dict | None, dataset: str, max_features: int = 8):
+def learned_activations(afs: Mapping[str, dict], iaf: dict | None, dataset: str, max_features: int = 8,
+                        trained_iaf: dict | None = None):
     """Paper Fig. 7a: the learned AFs (one curve per variant) and the learned IAFs, one panel per
-    input feature (dashed: the identity they started from)."""
+    input feature (dashed: the identity they started from; ``trained_iaf``: the IAFs of the
+    selected IAF model after training, e.g. fine-tuned on a finer grid, drawn over the
+    meta-learned ones)."""
     n_iaf = 0 if iaf is None else min(max_features, len(iaf["values"]))
     fig, axes = plt.subplots(1, 1 + n_iaf, figsize=(2.3 * (1 + n_iaf), 2.3), squeeze=False)
     ax = axes[0, 0]
@@ -164,7 +167,12 @@ def learned_activations(afs: Mapping[str, dict], iaf: dict | None, dataset: str,
         for j in range(n_iaf):
             a = axes[0, 1 + j]
             a.plot(iaf["knots"], iaf["knots"], color="0.7", ls="--", lw=0.7)
-            a.plot(iaf["knots"], iaf["values"][j], color=colour("iaf_relu"), lw=1.2)
+            a.plot(iaf["knots"], iaf["values"][j], color=colour("iaf_linear"), lw=1.2, label="meta-learned")
+            if trained_iaf is not None and j < len(trained_iaf["values"]):
+                a.plot(trained_iaf["knots"], trained_iaf["values"][j], color=colour("iaf_relu"), lw=0.6,
+                       label=f"selected model ({len(trained_iaf['knots'])} knots)")
+            if j == 0:
+                a.legend(fontsize=5)
             a.set_title(f"IAF: {names[j]}"[:28], fontsize=7)
             a.tick_params(labelsize=5.5)
     fig.tight_layout()

@@ -172,7 +172,7 @@ def _frozen(module: nn.Module) -> nn.Module:
 
 def build_model(
     family: str, d_in: int, n_classes: int, depth: int, width: int, *, alpha: float | None = None,
-    learned: dict | None = None, finetune: bool = False,
+    learned: dict | None = None, finetune: bool = False, iaf_knots: int | None = None,
 ) -> nn.Sequential:
     """A fresh model of a family (weights from the current torch seed).
 
@@ -184,6 +184,10 @@ def build_model(
             "iaf": spec}`` (JSON forms), required by ``mlp_af`` and the ``iaf_*`` families.
         finetune: leave the learned activations trainable (train with
             ``TrainConfig(train_activations=True)``); by default they are frozen.
+        iaf_knots: put the learned IAFs on a finer grid of this many knots first (the same
+            functions, :meth:`InputActivations.refined`); ``None`` keeps the meta-learning grid.
+            Only useful with ``finetune``: the extra knots let training carve narrow intervals
+            of a feature, as a tree's splits do.
 
     **Shape**: the model maps ``(n, d_in)`` to logits ``(n, n_classes)``.
     """
@@ -204,6 +208,11 @@ def build_model(
     else:
         activation = {"mlp_tanh": "tanh"}.get(family, "relu")
     iaf = iaf_from_dict(learned["iaf"]) if "iaf" in needs else None
+    if iaf_knots is not None:
+        if iaf is None:
+            raise ValueError(f"iaf_knots={iaf_knots!r} given for family {family!r}, which has no IAFs")
+        if iaf_knots != iaf.n_knots:
+            iaf = iaf.refined(iaf_knots)
     if family == "iaf_linear":
         depth = 0
     model = make_mlp(d_in, n_classes, depth, width, activation=activation, input_activation=iaf)

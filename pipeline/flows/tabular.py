@@ -52,10 +52,11 @@ from ..fit.tabular import (
     build_model,
     fit_network,
     fit_networks,
+    iaf_to_dict,
     learn_activations,
     softmax_function,
 )
-from ..nn import seeded
+from ..nn import InputActivations, seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
@@ -69,7 +70,7 @@ _NUMBER = (int, float)
 _NONE = type(None)
 _PROFILE = {
     "datasets": list, "seeds": list, "max_train": int, "max_eval": int,
-    "families": list, "baselines": list, "af_variants": list, "finetune": list,
+    "families": list, "baselines": list, "af_variants": list, "finetune": list, "iaf_knots": list,
     "depths": list, "widths": list, "n_arch": int, "alphas": list,
     "steps": int, "patience": int, "meta_n_max": int, "meta_episode_size": int,
     "xgboost_configs": int, "forest_configs": int,
@@ -115,6 +116,14 @@ def check_names(section: dict, where: str) -> None:
         require_known(block["af_variants"], allowed_afs, f"{key}.af_variants", "variant")
         if not block["finetune"] or any(not isinstance(f, bool) for f in block["finetune"]):
             raise ValueError(f"{key}.finetune must be a non-empty list of true/false, got {block['finetune']!r}")
+        knots = block["iaf_knots"]
+        step = section["meta"]["n_knots"] - 1
+        if not knots or any(isinstance(k, bool) or not isinstance(k, int) or k < 2 or (k - 1) % step for k in knots):
+            raise ValueError(
+                f"{key}.iaf_knots must be a non-empty list of knot counts k with k - 1 a multiple of "
+                f"tabular.meta.n_knots - 1 = {step} (so a meta-learned IAF keeps its function on the finer grid), "
+                f"got {knots!r}; e.g. [{step + 1}, {32 * step + 1}, {128 * step + 1}]"
+            )
         if not block["seeds"] or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in block["seeds"]):
             raise ValueError(f"{key}.seeds must be a non-empty list of non-negative ints, got {block['seeds']!r}")
         for grid in ("depths", "widths"):
@@ -415,17 +424,30 @@ def architectures(params: dict, seed: int) -> list[tuple[int, int]]:
     return [grid[i] for i in picks]
 
 
+def iaf_options(params: dict) -> list[dict]:
+    """The IAF options of the search: frozen meta-learned IAFs (on their meta-learning grid), and
+    IAFs fine-tuned with the weights on each grid of ``iaf_knots`` (the meta-learned functions
+    refined onto it, :meth:`pipeline.nn.InputActivations.refined`)."""
+    options = []
+    for finetune in params["finetune"]:
+        if finetune:
+            options += [{"finetune": True, "iaf_knots": k} for k in params["iaf_knots"]]
+        else:
+            options.append({"finetune": False})
+    return options
+
+
 def family_configs(family: str, params: dict, seed: int) -> list[dict]:
     """Every config of a family's search for one seed (see :func:`architectures`)."""
     archs = architectures(params, seed)
     if family == "iaf_linear":
-        return [{"variant": "iaf_linear", "depth": 0, "width": 0, "finetune": f} for f in params["finetune"]]
+        return [{"variant": "iaf_linear", "depth": 0, "width": 0, **o} for o in iaf_options(params)]
     if family == "mlp_tanh_scaled":
         return [{"depth": d, "width": w, "alpha": float(a)} for d, w in archs for a in params["alphas"]]
     if family == "mlp_af":
         return [{"variant": v, "depth": d, "width": w} for d, w in archs for v in params["af_variants"]]
     if family in ("iaf_relu", "iaf_af"):
-        return [{"variant": family, "depth": d, "width": w, "finetune": f} for d, w in archs for f in params["finetune"]]
+        return [{"variant": family, "depth": d, "width": w, **o} for d, w in archs for o in iaf_options(params)]
     return [{"depth": d, "width": w} for d, w in archs]
 
 
@@ -437,7 +459,7 @@ def build_config_model(family: str, config: dict, learned: dict | None, data, se
         # iaf_linear has no hidden layer (depth and width 0 in its config; build_model ignores them)
         return build_model(family, data.X_train.shape[1], data.n_classes, max(config["depth"], 1),
                            max(config["width"], 1), alpha=config.get("alpha"), learned=learned,
-                           finetune=bool(config.get("finetune")))
+                           finetune=bool(config.get("finetune")), iaf_knots=config.get("iaf_knots"))
 
 
 def train_config_row(family: str, config: dict, learned: dict | None, data, train: dict, seed: int,
@@ -471,7 +493,7 @@ def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learn
     for config, result in zip(configs, results):
         rows.append({"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
                      "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
-                     "finetune": config.get("finetune"), **result})
+                     "finetune": config.get("finetune"), "iaf_knots": config.get("iaf_knots"), **result})
     return {"rows": rows}
 
 
@@ -603,7 +625,7 @@ def select_per_seed(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
 def _config(row: dict) -> dict:
     if "params" in row:
         return row["params"]
-    return {k: row[k] for k in ("variant", "depth", "width", "alpha", "finetune") if row.get(k) is not None}
+    return {k: row[k] for k in ("variant", "depth", "width", "alpha", "finetune", "iaf_knots") if row.get(k) is not None}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -751,6 +773,10 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, data_ctx:
         model.eval()
         functions[name] = softmax_function(model)
         out["models"][name] = {"family": family, "config": _config(row), "test_acc": result["test_acc"], "tv": result["tv"]}
+        trained_iafs = [m for m in model.modules() if isinstance(m, InputActivations)]
+        if trained_iafs:  # the IAFs as the selected model uses them (fine-tuned ones differ from the meta-learned)
+            out["models"][name]["iaf"] = iaf_to_dict(trained_iafs[0], data.feature_names,
+                                                     trained_on=f"{dataset} (seed {seed}), selected {family} model")
         solution = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
         trajectory = [t for t in result["trajectory"] if set(t) == set(solution)]
         views = {}
@@ -801,7 +827,7 @@ def view_selection(metrics: dict, runs: list[dict], dataset: str, seed: int) -> 
                       ("xgboost", "xgboost")):
         if key is not None and (dataset, key, seed) in best:
             row = best[(dataset, key, seed)]
-            out[name] = {k: v for k, v in row.items() if k in ("family", "variant", "depth", "width", "alpha", "finetune")}
+            out[name] = {k: v for k, v in row.items() if k in ("family", "variant", "depth", "width", "alpha", "finetune", "iaf_knots")}
     return out
 
 

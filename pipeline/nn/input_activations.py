@@ -70,6 +70,43 @@ class InputActivations(nn.Module):
             )
         return spline_eval(x, self.values.to(x.dtype), self.interval, self.extrapolation, self.knots)
 
+    def refined(self, n_knots: int) -> "InputActivations":
+        """The same splines on a grid of ``n_knots`` knots over the same interval: each new knot
+        takes the current spline's value there. The functions are unchanged when every current knot
+        is also a new knot, i.e. ``n_knots - 1`` is a multiple of ``self.n_knots - 1`` (required).
+        A finer grid lets training carve narrower intervals of a feature (the tree-like IAFs of
+        paper Fig. 7); IAFs meta-learned on a coarse grid start fine-tuning from there.
+
+        Example::
+
+            >>> iaf = InputActivations(2, n_knots=5, interval=(-1, 1))
+            >>> fine = iaf.refined(17)
+            >>> fine.values.shape
+            torch.Size([2, 17])
+            >>> x = torch.tensor([[0.3, -0.7]])
+            >>> torch.allclose(fine(x), iaf(x))
+            True
+        """
+        current = self.values.shape[1]
+        if isinstance(n_knots, bool) or not isinstance(n_knots, int) or n_knots < 2 or (n_knots - 1) % (current - 1):
+            raise ValueError(
+                f"refined(n_knots={n_knots!r}): n_knots - 1 must be a positive multiple of {current - 1} (this "
+                f"IAF's {current} knots less one), e.g. {(current - 1) * 32 + 1}, so that the functions are unchanged"
+            )
+        out = InputActivations(self.n_features, n_knots, self.interval, "identity", self.extrapolation)
+        with torch.no_grad():
+            coarse = self.values.detach().double()
+            fine_knots = torch.linspace(*self.interval, n_knots, dtype=torch.float64)
+            at = fine_knots.expand(self.n_features, n_knots).T  # (n_knots, d): one row per new knot
+            out.values.copy_(spline_eval(at, coarse, self.interval, self.extrapolation).T.to(out.values.dtype))
+        out.init = self.init
+        out.values.requires_grad_(self.values.requires_grad)
+        return out
+
+    @property
+    def n_knots(self) -> int:
+        return self.values.shape[1]
+
     def feature(self, j: int) -> SplineActivation:
         """Feature ``j``'s spline as a standalone :class:`SplineActivation` (to plot or save it)."""
         act = SplineActivation(self.values.shape[1], self.interval, "zeros", self.extrapolation)
