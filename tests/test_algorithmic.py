@@ -104,12 +104,7 @@ def _transfer_like_group():
     return [*splines, torch.nn.ReLU(), torch.nn.ReLU()], [3, 2, None, 5, None, 3]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # fast and stable on a loaded 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_grok_runs_train_each_run_as_train_model_in_float64(float64_runs):

@@ -16,12 +16,7 @@ from pipeline.fit.train import TrainConfig, train_model
 from pipeline.nn import InputActivations, SplineActivation, TanhScaled, make_mlp
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # fast and stable on a loaded 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from pipeline.fit.stacked_mlp import StackedMLP
 from pipeline.fit.train import TrainConfig, train_model, trainable_parameters
 from pipeline.nn import InputActivations, SplineActivation, TanhScaled, make_mlp
 
-from test_population import _data, _max_diff, float64_data, one_thread  # noqa: F401  (fixtures)
+from test_population import _data, _max_diff, float64_data  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _stacked(models, train_activations=False):

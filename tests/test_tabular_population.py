@@ -24,12 +24,7 @@ TRAIN = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32
          "patience": 2, "tv": TV}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(n=240, d=5, seed=0):
