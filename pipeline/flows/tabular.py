@@ -27,10 +27,8 @@ outs before a stage runs, and a cached task would not write its file again).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +60,10 @@ from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement
+from .tabular_summary import (  # re-exported: the run summaries live in their own module
+    AF_OR_IAF, BEAT_MARGIN_POINTS, IAF, LEARNED, _config, _model_key, mean_over_datasets, select_per_seed, summarise,
+    summary_tables,
+)
 
 TRACK = "tabular"
 PROFILES = ("quick", "cpu", "paper")
@@ -96,7 +98,8 @@ SCHEMA = {
 _OPENML_NAME = re.compile(r"^openml:\d+$")
 
 # The library code in each unit's cache key (with its inputs and its own source): an edit elsewhere
-# in the project (another track) leaves the tabular results cached.
+# in the project (another track, or the summaries of pipeline.flows.tabular_summary) leaves the
+# tabular results cached.
 DATA_CODE = ("pipeline.data", "pipeline.flows.tabular")
 MODEL_CODE = DATA_CODE + ("pipeline.nn", "pipeline.meta", "pipeline.fit", "pipeline.complexity")
 
@@ -593,152 +596,6 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     publish_table(table, track=TRACK, stage="train", description="Test accuracy (selected on validation) and TV")
     publish_markdown(markdown_table(table), track=TRACK, stage="train")
     return summary["acceptance"]
-
-
-# ---------------------------------------------------------------------------------- summaries
-def _model_key(row: dict) -> list[str]:
-    """The metric keys a run counts for: its family's fixed key, and the extra key of its variant
-    (``mlp_af_relu``, ``mlp_af_zeros``, ``mlp_af_per_layer``; ``iaf_*_frozen`` / ``iaf_*_finetuned``)."""
-    family = row["family"]
-    keys = [family]
-    if family == "mlp_af":
-        keys.append("mlp_af_" + row["variant"][len("af_"):])
-    elif family.startswith("iaf_") and row.get("finetune") is not None:
-        keys.append(f"{family}_{'finetuned' if row['finetune'] else 'frozen'}")
-    return keys
-
-
-def select_per_seed(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
-    """Model selection: for every (dataset, model key, seed) the run with the best validation
-    accuracy (ties: the first)."""
-    best: dict[tuple[str, str, int], dict] = {}
-    for row in rows:
-        if not math.isfinite(row["val_acc"]):
-            continue
-        for key in _model_key(row):
-            k = (row["dataset"], key, row["seed"])
-            if k not in best or row["val_acc"] > best[k]["val_acc"]:
-                best[k] = row
-    return best
-
-
-def _config(row: dict) -> dict:
-    if "params" in row:
-        return row["params"]
-    return {k: row[k] for k in ("variant", "depth", "width", "alpha", "finetune", "iaf_knots") if row.get(k) is not None}
-
-
-def summarise(rows: list[dict]) -> dict:
-    """The output contract: ``{dataset: {model: {"test_acc", "test_acc_std", "n_seeds", "tv"}}}``
-    over the seeds (each seed's model selected on validation accuracy), with extras ``val_acc``,
-    ``tv_std``, ``tv_all_configs`` (mean TV over every trained config of the model) and
-    ``selected`` (each seed's config)."""
-    best = select_per_seed(rows)
-    all_tv: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        for key in _model_key(row):
-            if math.isfinite(row["tv"]):
-                all_tv.setdefault((row["dataset"], key), []).append(row["tv"])
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for (dataset, key, _), row in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        groups.setdefault((dataset, key), []).append(row)
-    out: dict[str, dict] = {}
-    for (dataset, key), rs in groups.items():
-        accs = [r["test_acc"] for r in rs]
-        tvs = [r["tv"] for r in rs]
-        out.setdefault(dataset, {})[key] = {
-            "test_acc": statistics.fmean(accs),
-            "test_acc_std": statistics.pstdev(accs),
-            "n_seeds": len(rs),
-            "tv": statistics.fmean(tvs),
-            "tv_std": statistics.pstdev(tvs),
-            "tv_all_configs": statistics.fmean(all_tv.get((dataset, key), tvs)),
-            "val_acc": statistics.fmean(r["val_acc"] for r in rs),
-            "selected": [{"seed": r["seed"], **_config(r)} for r in rs],
-        }
-    return out
-
-
-LEARNED = ("mlp_tanh_scaled", "mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
-IAF = ("iaf_linear", "iaf_relu", "iaf_af")
-AF_OR_IAF = ("mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
-
-
-def mean_over_datasets(metrics: dict, model: str, datasets: list[str]) -> float | None:
-    vals = [metrics[d][model]["test_acc"] for d in datasets if model in metrics.get(d, {})]
-    return statistics.fmean(vals) if vals and len(vals) == len(datasets) else None
-
-
-#: A learned variant "beats" XGBoost on a dataset when its mean test accuracy is higher by more than
-#: float32 rounding (equal predictions gave +6e-5 points): at least one more correct test row in some
-#: seed (one row of 50,000 over 3 seeds is 7e-4 points). The report prints each margin.
-BEAT_MARGIN_POINTS = 1e-4
-
-
-def summary_tables(metrics: dict, rows: list[dict], info: dict, meta: dict | None = None) -> dict:
-    """The numbers the report states: mean accuracy per model over the datasets, the acceptance
-    checks of the issue (best AF/IAF vs ReLU, best IAF vs XGBoost, datasets where a learned variant
-    beats XGBoost, TV of IAFs vs ReLU on the focus set, Fig. 8 reuse), and the skipped datasets."""
-    datasets = [d for d in info["available"] if d in metrics]
-    means = {m: mean_over_datasets(metrics, m, datasets) for m in sorted({k for d in datasets for k in metrics[d]})}
-    acc = {}
-    present = lambda ms: [m for m in ms if means.get(m) is not None]  # noqa: E731
-    if means.get("mlp_relu") is not None and present(AF_OR_IAF):
-        best = max(present(AF_OR_IAF), key=lambda m: means[m])
-        acc["best_learned_vs_relu"] = {"model": best, "mean": means[best], "relu": means["mlp_relu"],
-                                       "gap_points": 100 * (means[best] - means["mlp_relu"]),
-                                       "pass": 100 * (means[best] - means["mlp_relu"]) >= 1.0}
-    if means.get("xgboost") is not None and present(IAF):
-        best = max(present(IAF), key=lambda m: means[m])
-        acc["best_iaf_vs_xgboost"] = {"model": best, "mean": means[best], "xgboost": means["xgboost"],
-                                      "gap_points": 100 * (means[best] - means["xgboost"]),
-                                      "pass": 100 * (means[best] - means["xgboost"]) >= -0.5}
-    if any("xgboost" in metrics[d] for d in datasets):
-        beats = {}
-        for d in datasets:
-            if "xgboost" not in metrics[d]:
-                continue
-            xgb = metrics[d]["xgboost"]["test_acc"]
-            winners = [m for m in AF_OR_IAF
-                       if m in metrics[d] and 100 * (metrics[d][m]["test_acc"] - xgb) >= BEAT_MARGIN_POINTS]
-            if winners:
-                beats[d] = {m: 100 * (metrics[d][m]["test_acc"] - xgb) for m in winners}
-        acc["learned_beats_xgboost"] = {"n_datasets": len(beats), "of": len(datasets), "datasets": beats,
-                                        "pass": len(beats) >= 2}
-    tv_focus = info["focus"]["fig7"]
-    if tv_focus in metrics and "mlp_relu" in metrics[tv_focus]:
-        relu = metrics[tv_focus]["mlp_relu"]
-        iafs = {m: {"tv": metrics[tv_focus][m]["tv"], "tv_all_configs": metrics[tv_focus][m]["tv_all_configs"]}
-                for m in IAF if m in metrics[tv_focus]}
-        if iafs:
-            acc["iaf_tv_vs_relu"] = {
-                "dataset": tv_focus, "relu_tv": relu["tv"], "relu_tv_all_configs": relu["tv_all_configs"], "iaf": iafs,
-                "pass": all(v["tv"] > relu["tv"] for v in iafs.values()),
-            }
-    fig8 = [r for r in rows if r["purpose"] == "fig8"]
-    if fig8:
-        cells: dict[tuple[int, int, str], list[float]] = {}
-        for r in fig8:
-            cells.setdefault((r["depth"], r["width"], r["family"]), []).append(r["test_acc"])
-        table = []
-        for (depth, width) in sorted({(d, w) for d, w, _ in cells}):
-            relu = cells.get((depth, width, "mlp_relu"))
-            af = cells.get((depth, width, "mlp_af"))
-            if relu and af:
-                table.append({"depth": depth, "width": width, "relu": statistics.fmean(relu), "af": statistics.fmean(af),
-                              "n_seeds": len(af)})
-        focus8 = info["focus"]["fig8"]
-        widths = sorted({t["width"] for t in table})
-        acc["fig8_reuse"] = {
-            "dataset": focus8, "meta_architecture": {k: (meta or {}).get(k) for k in ("depth", "width")}, "cells": table,
-            "af_at_least_relu": sum(t["af"] >= t["relu"] for t in table), "of": len(table),
-            # per width, the best depth of each: does the reused AF match ReLU at every width?
-            "per_width": {str(w): {"relu": max(t["relu"] for t in table if t["width"] == w),
-                                   "af": max(t["af"] for t in table if t["width"] == w)} for w in widths},
-        }
-        acc["fig8_reuse"]["pass"] = all(v["af"] >= v["relu"] for v in acc["fig8_reuse"]["per_width"].values())
-    return {"profile": info["profile"], "datasets": datasets, "skipped": info["skipped"], "focus": info["focus"],
-            "means": means, "acceptance": acc}
 
 
 # -------------------------------------------------------------------------------- complexity
