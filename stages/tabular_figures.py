@@ -29,6 +29,7 @@ def main() -> None:
         search = [r for r in runs if r["purpose"] == "search"]
         save_figure(figs.accuracy_vs_complexity(search, datasets, metrics), OUT / "fig6_accuracy_vs_tv.png")
     focus7 = info["focus"]["fig7"]
+    views = json.loads(Path(VIEWS).read_text())
     learned = json.loads(Path(LEARNED).read_text())
     if focus7 in learned:
         seed = str(params["seeds"][0])
@@ -36,10 +37,8 @@ def main() -> None:
         afs = {v: variants[v]["learned"]["af"] for v in ("af_relu", "af_zeros") if v in variants}
         iaf_variant = next((v for v in ("iaf_relu", "iaf_af", "iaf_linear") if v in variants), None)
         iaf = variants[iaf_variant]["learned"]["iaf"] if iaf_variant else None
-        views = json.loads(Path(VIEWS).read_text())
         trained = views.get("models", {}).get("iaf", {}).get("iaf") if views.get("dataset") == focus7 else None
         save_figure(figs.learned_activations(afs, iaf, focus7, trained_iaf=trained), OUT / "fig7a_learned_activations.png")
-    views = json.loads(Path(VIEWS).read_text())
     if views.get("landscapes"):
         save_figure(figs.landscapes(views), OUT / "fig7b_landscapes.png")
         save_figure(figs.slices(views), OUT / "fig7c_slices.png")

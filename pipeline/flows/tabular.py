@@ -60,10 +60,7 @@ from .checks import require_known
 from .caching import atomic_write_text, unit_task
 from .progress import Progress
 from .runners import gpu_placement
-from .tabular_summary import (  # re-exported: the run summaries live in their own module
-    AF_OR_IAF, BEAT_MARGIN_POINTS, IAF, LEARNED, _config, _model_key, mean_over_datasets, select_per_seed, summarise,
-    summary_tables,
-)
+from .tabular_summary import IAF, run_config, select_per_seed, summarise, summary_tables
 
 TRACK = "tabular"
 PROFILES = ("quick", "cpu", "paper")
@@ -636,7 +633,7 @@ def views_unit(dataset: str, seed: int, selected: dict, learned: dict, data_ctx:
         model = result["model"]
         model.eval()
         functions[name] = softmax_function(model)
-        out["models"][name] = {"family": family, "config": _config(row), "test_acc": result["test_acc"], "tv": result["tv"]}
+        out["models"][name] = {"family": family, "config": run_config(row), "test_acc": result["test_acc"], "tv": result["tv"]}
         trained_iafs = [m for m in model.modules() if isinstance(m, InputActivations)]
         if trained_iafs:  # the IAFs as the selected model uses them (fine-tuned ones differ from the meta-learned)
             out["models"][name]["iaf"] = iaf_to_dict(trained_iafs[0], data.feature_names,

@@ -36,7 +36,8 @@ def select_per_seed(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
     return best
 
 
-def _config(row: dict) -> dict:
+def run_config(row: dict) -> dict:
+    """The config of a run (a baseline's searched params, or a network's variant, size, alpha and IAF options)."""
     if "params" in row:
         return row["params"]
     return {k: row[k] for k in ("variant", "depth", "width", "alpha", "finetune", "iaf_knots") if row.get(k) is not None}
@@ -68,7 +69,7 @@ def summarise(rows: list[dict]) -> dict:
             "tv_std": statistics.pstdev(tvs),
             "tv_all_configs": statistics.fmean(all_tv.get((dataset, key), tvs)),
             "val_acc": statistics.fmean(r["val_acc"] for r in rs),
-            "selected": [{"seed": r["seed"], **_config(r)} for r in rs],
+            "selected": [{"seed": r["seed"], **run_config(r)} for r in rs],
         }
     return out
 

@@ -70,6 +70,10 @@ class InputActivations(nn.Module):
             )
         return spline_eval(x, self.values.to(x.dtype), self.interval, self.extrapolation, self.knots)
 
+    @property
+    def n_knots(self) -> int:
+        return self.values.shape[1]
+
     def refined(self, n_knots: int) -> "InputActivations":
         """The same splines on a grid of ``n_knots`` knots over the same interval: each new knot
         takes the current spline's value there. The functions are unchanged when every current knot
@@ -87,7 +91,7 @@ class InputActivations(nn.Module):
             >>> torch.allclose(fine(x), iaf(x))
             True
         """
-        current = self.values.shape[1]
+        current = self.n_knots
         if isinstance(n_knots, bool) or not isinstance(n_knots, int) or n_knots < 2 or (n_knots - 1) % (current - 1):
             raise ValueError(
                 f"refined(n_knots={n_knots!r}): n_knots - 1 must be a positive multiple of {current - 1} (this "
@@ -102,10 +106,6 @@ class InputActivations(nn.Module):
         out.init = self.init
         out.values.requires_grad_(self.values.requires_grad)
         return out
-
-    @property
-    def n_knots(self) -> int:
-        return self.values.shape[1]
 
     def feature(self, j: int) -> SplineActivation:
         """Feature ``j``'s spline as a standalone :class:`SplineActivation` (to plot or save it)."""
