@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
     try:
         learned = {m: shortcut.metalearn_unit.fn(m, TINY, None) for m in shortcut.LEARNED}
         specs = {m: learned[m]["spec"] if m in learned else None for m in shortcut.MODELS}
-        views = {"ambiguous": ["relu", *shortcut.LEARNED], **{m: [m] for m in shortcut.UPPER_BOUNDS}}
+        views = {"ambiguous": ["relu", *shortcut.CONTROLS, *shortcut.LEARNED], **{m: [m] for m in shortcut.UPPER_BOUNDS}}
         runs = [r for view, models in views.items() for seed in (0, 1)
                 for r in shortcut.train_unit.fn(view, models, {m: specs[m] for m in models}, seed, TINY, None)]
         yield learned, runs
@@ -65,6 +65,20 @@ def test_units_produce_accuracy_on_both_unambiguous_test_sets(tiny):
         assert run["curve"][-1]["step"] == TINY["train"]["steps"]
         assert {"step", "test_acc_mnist", "test_acc_cifar"} <= set(run["curve"][0])
     json.dumps(metrics)
+
+
+def test_controls_train_on_the_ambiguous_collages_with_their_own_fixed_activation(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path))
+    data = shortcut.load_collages(TINY, None, seed=0)
+    assert {shortcut.view_name(m) for m in ("relu", *shortcut.CONTROLS)} == {"ambiguous"}
+    view, nets = shortcut.view_models(data, ["relu", *shortcut.CONTROLS], {}, 0, {**TINY, "train": TINY["train"]})
+    kinds = [sorted({type(m).__name__ for m in net.modules()} - {"Sequential", "Linear"}) for net in nets]
+    assert kinds == [["ReLU"], ["GELU"], ["Tanh"], ["Sine"]]
+    x = torch.as_tensor(view.X_train[:4])
+    first = [net[1](net[0](x)) for net in nets]  # same seed: same first layer, only the activation differs
+    pre = nets[0][0](x)
+    for got, f in zip(first, (torch.relu, torch.nn.functional.gelu, torch.tanh, lambda v: torch.sin(4 * v))):
+        assert torch.allclose(got, f(pre), atol=1e-6)
 
 
 def test_upper_bound_views_keep_only_their_tile(tmp_path, monkeypatch):

@@ -383,3 +383,23 @@ def test_fine_tuned_iafs_on_a_fine_grid_close_most_of_electricitys_gap_to_trees(
     assert test["iaf_3073"] >= test["relu"] + 2.0, test
     assert test["iaf_3073"] >= test["iaf_49"] + 1.5, test
     assert acc["iaf_3073"]["tv"] > 2 * acc["relu"]["tv"]  # the tree-like IAFs are far more complex
+
+
+def test_fig8_per_width_selects_the_depth_on_validation_and_pairs_the_seeds():
+    from pipeline.flows.tabular_summary import reuse_per_width
+
+    def row(family, seed, depth, val, test, width=64):
+        return {"family": family, "seed": seed, "depth": depth, "width": width, "val_acc": val, "test_acc": test,
+                "purpose": "fig8"}
+
+    rows = [  # depth 2 of the AF has the best test accuracy, but depth 1 the best validation accuracy
+        row("mlp_af", 0, 1, 0.80, 0.78), row("mlp_af", 0, 2, 0.79, 0.90),
+        row("mlp_af", 1, 1, 0.81, 0.80), row("mlp_af", 1, 2, float("nan"), 0.99),
+        row("mlp_relu", 0, 1, 0.70, 0.75), row("mlp_relu", 0, 2, 0.72, 0.77),
+        row("mlp_relu", 1, 1, 0.75, 0.79), row("mlp_relu", 1, 2, 0.74, 0.70),
+        row("mlp_af", 2, 1, 0.9, 0.9),  # a seed without ReLU runs is left out of the pairs
+    ]
+    got = reuse_per_width(rows)["64"]
+    assert got["depths"] == {"af": [1, 1], "relu": [2, 1]} and got["n_seeds"] == 2
+    assert got["af"] == pytest.approx((0.78 + 0.80) / 2) and got["relu"] == pytest.approx((0.77 + 0.79) / 2)
+    assert got["diff"] == pytest.approx(((0.78 - 0.77) + (0.80 - 0.79)) / 2) and got["diff_std"] == pytest.approx(0.0, abs=1e-12)

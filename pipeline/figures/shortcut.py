@@ -10,9 +10,11 @@ import numpy as np
 
 from .style import color, plt
 
-COLORS = {"relu": color("relu"), "af_mnist": "#e6550d", "af_cifar": "#31a354",
-          "relu_upper_bound_mnist": "#9ecae1", "relu_upper_bound_cifar": "#c7e9c0"}
-ORDER = ("relu", "af_mnist", "af_cifar", "relu_upper_bound_mnist", "relu_upper_bound_cifar")
+COLORS = {"relu": color("relu"), "gelu": "#969696", "tanh": "#bdbdbd", "sin": "#d9d9d9", "af_mnist": "#e6550d",
+          "af_cifar": "#31a354", "relu_upper_bound_mnist": "#9ecae1", "relu_upper_bound_cifar": "#c7e9c0"}
+ORDER = ("relu", "gelu", "tanh", "sin", "af_mnist", "af_cifar", "relu_upper_bound_mnist", "relu_upper_bound_cifar")
+#: Fixed activations trained like ReLU (pipeline.flows.shortcut.CONTROLS).
+CONTROLS = ("gelu", "tanh", "sin")
 
 
 def _models(names) -> list[str]:
@@ -29,7 +31,7 @@ def test_accuracy_bars(ax, entries: Mapping[str, dict], tiles: tuple[str, str] =
         e = entries[model]
         acc = [e["test_acc_mnist"], e["test_acc_cifar"]]
         std = [e.get("test_acc_mnist_std", 0.0), e.get("test_acc_cifar_std", 0.0)]
-        hatch = "//" if model.startswith("relu_upper_bound") else None
+        hatch = "//" if model.startswith("relu_upper_bound") else ".." if model in CONTROLS else None
         ax.bar(xs + (i - (len(models) - 1) / 2) * width, acc, width, yerr=std, color=COLORS.get(model, "#666"),
                hatch=hatch, edgecolor="white", label=model, capsize=1.5, error_kw={"lw": 0.6})
     ax.axhline(chance, color="0.3", ls=":", lw=0.8)
@@ -114,6 +116,12 @@ def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | 
                          f"({100 * (af_c['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points vs ReLU).")
         if af_m:
             lines.append(f"- AF-mnist on the MNIST-predictive set: {pct(af_m['test_acc_mnist'])} %.")
+        controls = [m for m in CONTROLS if m in entries]
+        if relu and controls:
+            shifts = {m: 100 * (entries[m]["test_acc_cifar"] - relu["test_acc_cifar"]) for m in controls}
+            lines.append("- Fixed activations (controls, no meta-learning) on the CIFAR-predictive set: "
+                         + ", ".join(f"{m} {pct(entries[m]['test_acc_cifar'])} % ({shifts[m]:+.1f})" for m in controls)
+                         + ": the shift a change of activation alone gives.")
         ub = entries.get("relu_upper_bound_cifar")
         if ub:
             lines.append(f"- Upper bound (ReLU trained on CIFAR-predictive collages): {pct(ub['test_acc_cifar'])} % "

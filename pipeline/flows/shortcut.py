@@ -6,7 +6,9 @@ a complex one (CIFAR-10 automobile vs truck). In the training set both tiles agr
 source holding MNIST and CIFAR-10, the collages are built from bundled data (digits 0/1 as the
 simple tile, noisy digits 3/8 as the harder one); every result says which (``data``).
 
-Models (the output contract's keys): ``relu``; ``af_mnist`` and ``af_cifar``, MLPs whose AF was
+Models (the output contract's keys): ``relu``; the controls ``gelu``, ``tanh`` and ``sin``, fixed
+activations trained like ReLU (does any pointwise activation, without meta-learning, move the
+reliance between the tiles?); ``af_mnist`` and ``af_cifar``, MLPs whose AF was
 meta-learned by Algorithm 1 on the ambiguous training set with V = the MNIST-predictive or the
 CIFAR-predictive validation set; and the upper bounds ``relu_upper_bound_mnist`` /
 ``relu_upper_bound_cifar``, ReLU MLPs trained on unambiguous collages (the training collages with
@@ -52,7 +54,11 @@ TRACK = "shortcut"
 #: Learned AFs and the unambiguous validation set each one is meta-learned on.
 LEARNED = {"af_mnist": "val_simple", "af_cifar": "val_complex"}
 UPPER_BOUNDS = {"relu_upper_bound_mnist": "simple", "relu_upper_bound_cifar": "complex"}
-MODELS = ("relu", *LEARNED, *UPPER_BOUNDS)
+#: Fixed activations (by their name in :func:`pipeline.nn.make_mlp`) trained on the ambiguous
+#: collages like ReLU: controls that tell a shift of reliance due to meta-learning from one that any
+#: smooth, saturating or periodic activation would give (``sin``: sin(4x), :class:`pipeline.nn.Sine`).
+CONTROLS = ("gelu", "tanh", "sin")
+MODELS = ("relu", *CONTROLS, *LEARNED, *UPPER_BOUNDS)
 
 _NUMBER = (int, float)
 _OPT_INT = (int, type(None))
@@ -152,7 +158,8 @@ def view_name(model: str) -> str:
 def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | None], seed: int,
                 params: dict) -> tuple[SimpleNamespace, list[torch.nn.Module]]:
     """The training view shared by ``models`` and one MLP per model drawn under ``seeded(seed)``
-    (``specs``: the learned AF of ``af_*`` models, ``None`` for ReLU ones).
+    (``specs``: the learned AF of ``af_*`` models, ``None`` for the others: ReLU, or a control's own
+    activation).
 
     Raises:
         ValueError: the models do not share one training view.
@@ -164,7 +171,8 @@ def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | N
     nets = []
     for m in models:
         spec = specs.get(m)
-        activation = activation_from_specs("relu" if spec is None else m, None if spec is None else [spec])
+        fixed = m if m in CONTROLS else "relu"
+        activation = activation_from_specs(fixed if spec is None else m, None if spec is None else [spec])
         nets.append(seeded_mlp(seed, view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation))
     return view, nets
 
@@ -234,8 +242,8 @@ def fit_view(data: PreparedData, view: SimpleNamespace, models: list[str], nets:
 @unit_task(task_run_name="train-shortcut-{view}-s{seed}")
 def train_unit(view: str, models: list[str], specs: dict[str, dict | None], seed: int, params: dict,
                data_cfg: dict | None) -> list[dict]:
-    """The MLPs of one seed that see one training view (``ambiguous``: ``relu`` and the learned
-    AFs; an upper bound: its own), trained as populations (:func:`fit_view`): final accuracy on both
+    """The MLPs of one seed that see one training view (``ambiguous``: ``relu``, the controls and the
+    learned AFs; an upper bound: its own), trained as populations (:func:`fit_view`): final accuracy on both
     unambiguous test sets (checkpoint of best held-out accuracy), the trajectory of both along
     training, and TV. Returns one run row per model, in order."""
     bad = [m for m in models if view_name(m) != view]
@@ -296,7 +304,7 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
     limit_torch_threads(params["runner"])
     up = unit_params(params)
     specs = {m: json.loads((Path(af_dir) / f"{m}.json").read_text()) if m in LEARNED else None for m in params["models"]}
-    # One unit per (training view, seed): relu and the learned AFs share the ambiguous view (the
+    # One unit per (training view, seed): relu, the controls and the learned AFs share the ambiguous view (the
     # AFs train as one population), each upper bound has its own collages.
     views: dict[str, list[str]] = {}
     for m in params["models"]:
