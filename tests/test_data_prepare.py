@@ -108,3 +108,24 @@ def test_full_mirror_preparation_time(tmp_path):
     warm = time.perf_counter() - t0
     print(f"\nprepared {len(names)} sets: cold {cold:.1f} s, warm {warm:.1f} s")
     assert all(hits) and cold < 120 and warm < cold
+
+
+@pytest.mark.skipif(not HAVE_MIRROR, reason=_SKIP)
+def test_group_by_keeps_each_eye_movements_assignment_in_one_split(tmp_path):
+    import pandas as pd
+
+    src = MirrorSource(MIRROR)
+    grouped = prepare_dataset("eye_movements", source=src, seed=0, cache_dir=tmp_path, features="tree", group_by="assgNo")
+    plain = prepare_dataset("eye_movements", source=src, seed=0, cache_dir=tmp_path, features="tree")
+    col = grouped.feature_names.index("assgNo")
+    sets = {k: set(grouped.splits[k][0][:, col].tolist()) for k in ("train", "val", "test")}
+    assert not (sets["train"] & sets["val"] or sets["train"] & sets["test"] or sets["val"] & sets["test"])
+    assert sum(len(s) for s in sets.values()) == 331  # every assignment of the 7,608 rows, once
+    assert grouped.meta["options"]["group_by"] == "assgNo" and grouped.meta["key"] != plain.meta["key"]
+    # the random split of the benchmark shares nearly every assignment between train and test
+    plain_sets = {k: set(plain.splits[k][0][:, col].tolist()) for k in ("train", "test")}
+    assert len(plain_sets["train"] & plain_sets["test"]) > 250
+    raw = pd.read_parquet(MIRROR / "tabular" / "eye_movements.parquet")
+    assert grouped.rows["train"] + grouped.rows["val"] + grouped.rows["test"] == len(raw)
+    with pytest.raises(ValueError, match=r"group_by='session' is not a feature column of dataset 'eye_movements'.*assgNo"):
+        prepare_dataset("eye_movements", source=src, seed=0, cache_dir=tmp_path, group_by="session")

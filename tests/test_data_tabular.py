@@ -153,3 +153,35 @@ def test_tree_task_favours_trees():
     linear = LogisticRegression(max_iter=500).fit(d.X_train, d.y_train)
     assert tree.score(d.X_test, d.y_test) > 0.9
     assert linear.score(d.X_test, d.y_test) < tree.score(d.X_test, d.y_test) - 0.2
+
+
+def test_grouped_split_keeps_every_group_in_one_split_with_the_protocol_shares():
+    from pipeline.data.tabular import grouped_split
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"g{i}" for i in range(200)], rng.integers(1, 12, size=200))  # uneven group sizes
+    idx = grouped_split(groups, seed=5)
+    parts = [set(groups[idx[k]]) for k in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(len(v) for v in idx.values()) == len(groups)  # no cap reached: every row is used once
+    assert np.array_equal(np.sort(np.concatenate(list(idx.values()))), np.arange(len(groups)))
+    n = len(groups)
+    largest = max(np.unique(groups, return_counts=True)[1])
+    assert int(0.7 * n) <= len(idx["train"]) < int(0.7 * n) + largest  # its share, plus less than one group
+    rest = n - len(idx["train"])
+    assert int(0.3 * rest) <= len(idx["val"]) < int(0.3 * rest) + largest
+    again = grouped_split(groups, seed=5)
+    assert all(np.array_equal(idx[k], again[k]) for k in idx)
+    assert not np.array_equal(np.sort(grouped_split(groups, seed=6)["train"]), np.sort(idx["train"]))
+
+
+def test_grouped_split_caps_and_rejects_too_few_groups_or_missing_values():
+    from pipeline.data.tabular import grouped_split
+
+    groups = np.repeat(np.arange(100), 10)
+    idx = grouped_split(groups, seed=0, max_train=300, max_eval=50)
+    assert len(idx["train"]) == 300 and len(idx["val"]) == 50 and len(idx["test"]) == 50
+    with pytest.raises(ValueError, match="2 groups over 20 rows are too few"):
+        grouped_split(np.repeat([0, 1], 10), seed=0)
+    with pytest.raises(ValueError, match="1 missing values"):
+        grouped_split(np.array([1.0, 2.0, np.nan, 3.0]), seed=0)

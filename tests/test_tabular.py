@@ -403,3 +403,16 @@ def test_fig8_per_width_selects_the_depth_on_validation_and_pairs_the_seeds():
     assert got["depths"] == {"af": [1, 1], "relu": [2, 1]} and got["n_seeds"] == 2
     assert got["af"] == pytest.approx((0.78 + 0.80) / 2) and got["relu"] == pytest.approx((0.77 + 0.79) / 2)
     assert got["diff"] == pytest.approx(((0.78 - 0.77) + (0.80 - 0.79)) / 2) and got["diff_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_protocol_group_by_reaches_only_the_dataset_it_names():
+    from pipeline.flows.tabular import data_context
+
+    params = {"data": {"mirror": None}, "max_train": 100, "max_eval": 50, "torch_threads": 1,
+              "protocol": {"train_fraction": 0.7, "val_fraction": 0.3, "group_by": {"eye_movements": "assgNo"}}}
+    assert data_context(params, "eye_movements")["protocol"] == {"train_fraction": 0.7, "val_fraction": 0.3,
+                                                                 "group_by": "assgNo"}
+    # another dataset's context (hence its units' cache keys) is the same as with no grouping at all
+    ungrouped = {**params, "protocol": {"train_fraction": 0.7, "val_fraction": 0.3, "group_by": {}}}
+    assert data_context(params, "electricity") == data_context(ungrouped, "electricity")
+    assert "group_by" not in data_context(params, "electricity")["protocol"]

@@ -54,6 +54,7 @@ TABULAR_OPTIONS: dict[str, Any] = {
     "max_eval": 50_000,
     "n_quantiles": 1000,
     "task": "classification",  # or "regression" (numeric target as float32)
+    "group_by": None,  # a column: split whole groups of rows (pipeline.data.tabular.grouped_split)
 }
 IMAGE_OPTIONS: dict[str, Any] = {
     "val_fraction": 0.1,
@@ -411,12 +412,20 @@ def prepare_dataset(
 
 
 def _prepare_tabular(raw, *, seed: int, key: str, opts: dict[str, Any]) -> PreparedData:
-    from .tabular import encode_labels, grinsztajn_split, preprocess_tabular
+    from .tabular import encode_labels, grinsztajn_split, grouped_split, preprocess_tabular
 
-    idx = grinsztajn_split(
-        raw.n_rows, seed, max_train=opts["max_train"], train_fraction=opts["train_fraction"],
-        val_fraction=opts["val_fraction"], max_eval=opts["max_eval"],
-    )
+    sizes = {k: opts[k] for k in ("max_train", "train_fraction", "val_fraction", "max_eval")}
+    group_by = opts["group_by"]
+    if group_by is None:
+        idx = grinsztajn_split(raw.n_rows, seed, **sizes)
+    else:
+        if group_by not in raw.X.columns:
+            raise ValueError(f"group_by={group_by!r} is not a feature column of dataset {raw.name!r}; its columns: "
+                             f"{list(raw.X.columns)}; fix: name one of them (tabular.protocol.group_by in params.yaml)")
+        try:
+            idx = grouped_split(raw.X[group_by].to_numpy(), seed, **sizes)
+        except ValueError as err:
+            raise ValueError(f"dataset {raw.name!r}, group_by={group_by!r}: {err}") from None
     arrays, info = preprocess_tabular(
         raw.X, idx, features=opts["features"], categorical=raw.categorical, seed=seed,
         n_quantiles=opts["n_quantiles"],

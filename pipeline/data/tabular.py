@@ -4,6 +4,11 @@ Protocol, per seed: shuffle the rows with ``numpy.random.default_rng(seed)``; th
 ``n_train = min(10_000, int(0.7 n))`` rows are the training set; of the remaining rows, 30 % go
 to validation and 70 % to test, each capped at 50,000 (:func:`grinsztajn_split`).
 
+Grouped variant (not in the benchmark; :func:`grouped_split`): the same shares, filled with whole
+groups of rows (e.g. all fixations of one reading assignment, all visits of one patient), so that
+no group is seen in two splits. Rows of one group share values a flexible model can memorise;
+with a random split that memorisation scores as generalisation.
+
 Features (:func:`preprocess_tabular`), decided on the training rows only:
 
 - constant columns (one value on train) are dropped and recorded;
@@ -79,6 +84,73 @@ def grinsztajn_split(
         "val": perm[n_train : n_train + n_val],
         "test": perm[n_train + n_val : n_train + n_val + n_test],
     }
+
+
+def grouped_split(
+    groups: Sequence | np.ndarray,
+    seed: int,
+    *,
+    max_train: int = 10_000,
+    train_fraction: float = 0.7,
+    val_fraction: float = 0.3,
+    max_eval: int = 50_000,
+) -> dict[str, np.ndarray]:
+    """:func:`grinsztajn_split` with whole groups: the distinct values of ``groups`` are shuffled
+    with ``numpy.random.default_rng(seed)`` and dealt in that order to train until it holds
+    ``min(max_train, int(train_fraction * n))`` rows, then to validation until it holds
+    ``min(max_eval, int(val_fraction * rest))`` rows, then to test (at most ``max_eval`` rows, whole
+    groups). A split may exceed its share by less than one group; no group is in two splits.
+
+    **Shape**: ``groups`` ``(n_rows,)`` (any hashable values, no missing ones) -> three disjoint
+    int64 index arrays ``train``, ``val``, ``test`` (groups in their shuffled order, the rows of a
+    group in their original order).
+
+    Example::
+
+        >>> idx = grouped_split(np.repeat(np.arange(20), 5), seed=0)
+        >>> [len(idx[k]) for k in ("train", "val", "test")]
+        [70, 10, 20]
+
+    Raises:
+        ValueError: a fraction outside (0, 1), a non-positive cap, missing group values, or too few
+            groups for three non-empty splits.
+    """
+    for label, f in (("train_fraction", train_fraction), ("val_fraction", val_fraction)):
+        if not 0.0 < float(f) < 1.0:
+            raise ValueError(f"{label}={f!r} must lie in (0, 1)")
+    for label, v in (("max_train", max_train), ("max_eval", max_eval)):
+        if int(v) < 1:
+            raise ValueError(f"{label}={v!r} must be >= 1")
+    values = pd.Series(np.asarray(groups, dtype=object))
+    if values.isna().any():
+        raise ValueError(f"the group column has {int(values.isna().sum())} missing values; every row needs a group")
+    codes, uniques = pd.factorize(values)
+    n_rows = len(codes)
+    order = np.random.default_rng(seed).permutation(len(uniques))
+    sizes = np.bincount(codes, minlength=len(uniques))
+    rows_of = np.split(np.argsort(codes, kind="stable"), np.cumsum(sizes)[:-1])
+    n_train = min(int(max_train), _floor(train_fraction * n_rows))
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    filled = {"train": 0, "val": 0, "test": 0}
+    targets = {"train": n_train}
+    for g in order:
+        if filled["train"] < targets["train"]:
+            part = "train"
+        else:
+            if "val" not in targets:
+                rest = n_rows - filled["train"]
+                targets["val"] = min(int(max_eval), _floor(val_fraction * rest))
+            part = "val" if filled["val"] < targets["val"] else "test"
+            if part == "test" and filled["test"] + sizes[g] > int(max_eval):
+                continue
+        parts[part].append(g)
+        filled[part] += int(sizes[g])
+    if min(filled.values()) < 1:
+        raise ValueError(
+            f"{len(uniques)} groups over {n_rows} rows are too few for the protocol (train {filled['train']}, "
+            f"val {filled['val']}, test {filled['test']} rows); need at least one group in each split"
+        )
+    return {k: np.concatenate([rows_of[g] for g in gs]).astype(np.int64) for k, gs in parts.items()}
 
 
 def _floor(x: float) -> int:

@@ -119,8 +119,12 @@ def tabular_section(metrics: dict, root: Path) -> list[str]:
     datasets = summary.get("datasets") or list(metrics)
     models = [m for m in TABULAR_ORDER if any(m in metrics.get(d, {}) for d in datasets)]
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
-    lines = [f"Profile `{summary.get('profile', '?')}`; each model selected on validation accuracy per seed.", "",
-             "| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    grouped = summary.get("group_by") or {}
+    split = ("random rows (the benchmark's protocol)" if not grouped else
+             "random rows, except whole groups of a column (no group in two splits) for "
+             + ", ".join(f"{d} ({c})" for d, c in grouped.items()))
+    lines = [f"Profile `{summary.get('profile', '?')}`; each model selected on validation accuracy per seed; splits: {split}.",
+             "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for d in datasets:
         row = metrics.get(d, {})
         best = max((row[m]["test_acc"] for m in models if m in row), default=None)

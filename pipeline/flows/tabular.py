@@ -67,6 +67,19 @@ PROFILES = ("quick", "cpu", "paper")
 
 _NUMBER = (int, float)
 _NONE = type(None)
+
+
+def check_group_by(value, key: str) -> None:
+    """``protocol.group_by``: a mapping of dataset name -> the column whose groups the split keeps
+    whole (``{}``: every split is random, the benchmark's protocol)."""
+    if value is None:
+        return
+    if not isinstance(value, dict) or any(not isinstance(k, str) or not k or not isinstance(v, str) or not v
+                                          for k, v in value.items()):
+        raise ValueError("must map dataset names to a column name, e.g. {eye_movements: assgNo}, "
+                         f"or be {{}} for random splits; got {value!r}")
+
+
 _PROFILE = {
     "datasets": list, "seeds": list, "max_train": int, "max_eval": int,
     "families": list, "baselines": list, "af_variants": list, "finetune": list, "iaf_knots": list,
@@ -80,7 +93,7 @@ _PROFILE = {
 SCHEMA = {
     "profile": (str, _NONE),
     "torch_threads": int,
-    "protocol": {"train_fraction": _NUMBER, "val_fraction": _NUMBER},
+    "protocol": {"train_fraction": _NUMBER, "val_fraction": _NUMBER, "group_by": check_group_by},
     "train": {"optimizer": ("adamw", "adam", "sgd"), "lr": _NUMBER, "weight_decay": _NUMBER, "batch_size": int,
               "eval_every": int},
     "meta": {"depth": int, "width": int, "truncation": (int, _NONE), "episodes_per_step": int, "inner_lr": _NUMBER,
@@ -214,14 +227,21 @@ def load_split(name: str, seed: int, data: dict, features: str):
         name, source=source_for(name, data["data"]), seed=seed, features=features,
         max_train=data["max_train"], max_eval=data["max_eval"],
         train_fraction=protocol["train_fraction"], val_fraction=protocol["val_fraction"],
+        group_by=protocol.get("group_by"),
     )
 
 
 # Units take only the values they use (these contexts), so that adding a dataset, a seed or a model
 # to params.yaml leaves the cache keys of the existing units unchanged: Prefect reruns only new units.
-def data_context(params: dict) -> dict:
-    """Where the data comes from and how it is split, and the unit's torch threads."""
-    return {k: params[k] for k in ("data", "protocol", "max_train", "max_eval", "torch_threads")}
+def data_context(params: dict, dataset: str) -> dict:
+    """Where the data comes from and how ``dataset`` is split, and the unit's torch threads. The
+    protocol carries ``group_by`` only for a dataset that ``protocol.group_by`` names, so that
+    grouping one dataset leaves the other datasets' units cached."""
+    ctx = {k: params[k] for k in ("data", "max_train", "max_eval", "torch_threads")}
+    protocol = {k: v for k, v in params["protocol"].items() if k != "group_by"}
+    group = (params["protocol"].get("group_by") or {}).get(dataset)
+    ctx["protocol"] = protocol if group is None else {**protocol, "group_by": group}
+    return ctx
 
 
 def train_context(params: dict) -> dict:
@@ -269,7 +289,7 @@ def prepare_flow(params: dict, out_path: str) -> dict:
     units = [(d, s) for d in params["datasets"] for s in params["seeds"]]
     progress = Progress(total=len(units), desc="tabular: prepare datasets")
     with progress, gpu_placement(params["runner"]):
-        futures = [prepare_unit.submit(d, s, data_context(params)) for d, s in units]
+        futures = [prepare_unit.submit(d, s, data_context(params, d)) for d, s in units]
         results = []
         for f in futures:
             results.append(f.result())
@@ -282,6 +302,7 @@ def prepare_flow(params: dict, out_path: str) -> dict:
         elif r["dataset"] not in skipped:
             entry = datasets.setdefault(r["dataset"], {k: r[k] for k in ("n_features", "n_features_tree", "n_classes",
                                                                            "feature_names", "features_match", "source")})
+            entry["group_by"] = data_context(params, r["dataset"])["protocol"].get("group_by")
             entry.setdefault("rows", {})[str(r["seed"])] = r["rows"]
     for name in skipped:
         datasets.pop(name, None)
@@ -382,7 +403,7 @@ def metalearn_flow(params: dict, datasets_path: str, out_dir: str) -> dict:
     units = [(d, s, v) for d in info["available"] for s in params["seeds"] for v in variants]
     progress = Progress(total=len(units), desc="tabular: meta-learning runs")
     with progress, gpu_placement(params["runner"]):
-        futures = [metalearn_unit.submit(d, s, v, data_context(params), meta_context(params)) for d, s, v in units]
+        futures = [metalearn_unit.submit(d, s, v, data_context(params, d), meta_context(params)) for d, s, v in units]
         results = []
         for f in futures:
             results.append(f.result())
@@ -552,10 +573,11 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     the report's summary."""
     info = json.loads(Path(datasets_path).read_text())
     learned_all = json.loads(Path(learned_path).read_text())
-    data, train = data_context(params), train_context(params)
+    train = train_context(params)
     submissions = []
     with gpu_placement(params["runner"]):
         for d in info["available"]:
+            data = data_context(params, d)
             for s in params["seeds"]:
                 for model in params["baselines"]:
                     submissions.append(baseline_unit.submit(d, s, model, data, baseline_options(model, params), params["tv"]))
@@ -565,6 +587,7 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
                     submissions.append(family_unit.submit(d, s, family, family_configs(family, params, s), learned, data, train))
         focus = info["focus"]["fig8"]
         if focus is not None:
+            data = data_context(params, focus)
             for s in params["fig8"]["seeds"]:
                 learned = {"af_relu": learned_all[focus][str(s)]["af_relu"]["learned"]} if str(s) in learned_all.get(focus, {}) else {}
                 if not learned:
@@ -707,7 +730,7 @@ def complexity_flow(params: dict, datasets_path: str, learned_path: str, runs_pa
         selected = view_selection(metrics, runs, dataset, seed)
         learned = {v: spec["learned"] for v, spec in learned_all.get(dataset, {}).get(str(seed), {}).items()}
         with gpu_placement(params["runner"]):
-            out = views_unit.submit(dataset, seed, selected, learned, data_context(params), train_context(params),
+            out = views_unit.submit(dataset, seed, selected, learned, data_context(params, dataset), train_context(params),
                                     baseline_options("xgboost", params), params["landscape"]).result()
         rows = [{"model": m, **{k: v[k] for k in ("family", "test_acc", "tv")}} for m, v in out["models"].items()]
         publish_table(rows, track=TRACK, stage="complexity", description=f"Models of Fig. 7 on {dataset}")

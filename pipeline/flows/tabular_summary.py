@@ -149,8 +149,9 @@ def summary_tables(metrics: dict, rows: list[dict], info: dict, meta: dict | Non
             "per_width": reuse_per_width(fig8),
         }
         acc["fig8_reuse"]["pass"] = all(v["af"] >= v["relu"] for v in acc["fig8_reuse"]["per_width"].values())
+    grouped = {d: e["group_by"] for d, e in info.get("datasets", {}).items() if e.get("group_by")}
     return {"profile": info["profile"], "datasets": datasets, "skipped": info["skipped"], "focus": info["focus"],
-            "means": means, "acceptance": acc}
+            "group_by": grouped, "means": means, "acceptance": acc}
 
 
 def reuse_per_width(rows: list[dict]) -> dict[str, dict]:
