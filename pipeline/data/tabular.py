@@ -62,12 +62,7 @@ def grinsztajn_split(
         ValueError: a fraction outside (0, 1), a non-positive cap, or too few rows for three
             non-empty splits.
     """
-    for label, f in (("train_fraction", train_fraction), ("val_fraction", val_fraction)):
-        if not 0.0 < float(f) < 1.0:
-            raise ValueError(f"{label}={f!r} must lie in (0, 1)")
-    for label, v in (("max_train", max_train), ("max_eval", max_eval)):
-        if int(v) < 1:
-            raise ValueError(f"{label}={v!r} must be >= 1")
+    _check_protocol(train_fraction, val_fraction, max_train, max_eval)
     n_rows = int(n_rows)
     n_train = min(int(max_train), _floor(train_fraction * n_rows))
     rest = n_rows - n_train
@@ -115,12 +110,7 @@ def grouped_split(
         ValueError: a fraction outside (0, 1), a non-positive cap, missing group values, or too few
             groups for three non-empty splits.
     """
-    for label, f in (("train_fraction", train_fraction), ("val_fraction", val_fraction)):
-        if not 0.0 < float(f) < 1.0:
-            raise ValueError(f"{label}={f!r} must lie in (0, 1)")
-    for label, v in (("max_train", max_train), ("max_eval", max_eval)):
-        if int(v) < 1:
-            raise ValueError(f"{label}={v!r} must be >= 1")
+    _check_protocol(train_fraction, val_fraction, max_train, max_eval)
     values = pd.Series(np.asarray(groups, dtype=object))
     if values.isna().any():
         raise ValueError(f"the group column has {int(values.isna().sum())} missing values; every row needs a group")
@@ -151,6 +141,15 @@ def grouped_split(
             f"val {filled['val']}, test {filled['test']} rows); need at least one group in each split"
         )
     return {k: np.concatenate([rows_of[g] for g in gs]).astype(np.int64) for k, gs in parts.items()}
+
+
+def _check_protocol(train_fraction: float, val_fraction: float, max_train: int, max_eval: int) -> None:
+    for label, f in (("train_fraction", train_fraction), ("val_fraction", val_fraction)):
+        if not 0.0 < float(f) < 1.0:
+            raise ValueError(f"{label}={f!r} must lie in (0, 1)")
+    for label, v in (("max_train", max_train), ("max_eval", max_eval)):
+        if int(v) < 1:
+            raise ValueError(f"{label}={v!r} must be >= 1")
 
 
 def _floor(x: float) -> int:
