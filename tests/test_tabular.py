@@ -172,7 +172,7 @@ def test_metrics_follow_the_output_contract_and_select_on_validation():
     json.dumps(metrics)  # plain JSON
 
 
-def test_acceptance_summary_states_each_check():
+def test_acceptance_summary_states_each_check(tmp_path):
     from pipeline.flows.tabular import summarise, summary_tables
 
     rows = _rows()
@@ -200,6 +200,16 @@ def test_acceptance_summary_states_each_check():
 
     text = "\n".join(tabular_section(metrics, Path("/nonexistent")))
     assert "| a |" in text and "mlp_relu" in text
+
+    # a grouped split is carried from datasets.json to the summary and stated by the report
+    assert summary["group_by"] == {}
+    info["datasets"] = {"a": {"group_by": "assignment"}, "b": {"group_by": None}}
+    grouped = summary_tables(metrics, rows, info, meta={"depth": 2, "width": 64})
+    assert grouped["group_by"] == {"a": "assignment"}
+    root = Path(tmp_path)
+    (root / "tables").mkdir()
+    (root / "tables" / "tabular.json").write_text(json.dumps(grouped))
+    assert "whole groups of a column (no group in two splits) for a (assignment)" in "\n".join(tabular_section(metrics, root))
 
 
 # --- figures --------------------------------------------------------------------------------------
