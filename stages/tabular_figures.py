@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline.figures import tabular as figs
 from pipeline.figures.style import save_figure
+from pipeline.flows.tabular_summary import reuse_per_width
 
 from .tabular_complexity import VIEWS
 from .tabular_metalearn import LEARNED
@@ -44,7 +45,8 @@ def main() -> None:
         save_figure(figs.slices(views), OUT / "fig7c_slices.png")
     reuse_rows = [r for r in runs if r["purpose"] == "fig8"]
     if reuse_rows:
-        save_figure(figs.reuse(reuse_rows, info["focus"]["fig8"], params["meta"]), OUT / "fig8_reuse.png")
+        save_figure(figs.reuse(reuse_rows, info["focus"]["fig8"], params["meta"], reuse_per_width(reuse_rows)),
+                    OUT / "fig8_reuse.png")
 
 
 if __name__ == "__main__":

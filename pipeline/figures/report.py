@@ -40,7 +40,8 @@ CAPTIONS = {
                     "models along two lines through training points (t = 0, 1) and over the plane through three "
                     "training points (white triangle).",
     "fig8_reuse": "Paper Fig. 8: an AF meta-learned once (at the meta architecture) reused frozen at other widths "
-                  "and depths, against ReLU (dashed) at the same size; mean over seeds.",
+                  "and depths, against ReLU (dashed) at the same size; mean over seeds. Right: per width, the paired "
+                  "difference AF - ReLU at the depth selected on validation (mean and std over seeds).",
     "fig2_accuracy": "Paper Fig. 2: test accuracy of ReLU and learned-AF MLPs on each image set, (a) classification, "
                      "(b) regression (class id as a scalar, MSE, accuracy = rounding to the nearest id); mean and "
                      "std over seeds at the grid point selected on validation accuracy.",

@@ -253,13 +253,16 @@ def slices(views: Mapping):
     return fig
 
 
-def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None):
+def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None, per_width: Mapping[str, Mapping] | None = None):
     """Paper Fig. 8: test accuracy against width for each depth; ReLU dashed, the learned AF
-    (meta-learned once, at the meta architecture, then reused frozen) solid; mean and range over
-    seeds."""
+    (meta-learned once, at the meta architecture, then reused frozen) solid; mean over seeds.
+    With ``per_width`` (:func:`pipeline.flows.tabular_summary.reuse_per_width`), a third panel: the
+    paired difference AF - ReLU per width at the depth selected on validation, mean and std over
+    seeds, against zero (is the reused AF at least as accurate, beyond the seeds' spread?)."""
     depths = sorted({r["depth"] for r in rows})
     cmap = plt.get_cmap("viridis")
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
+    n_panels = 3 if per_width else 2
+    fig, axes = plt.subplots(1, n_panels, figsize=(3.8 * n_panels, 3.0))
     for i, depth in enumerate(depths):
         c = cmap(i / max(1, len(depths) - 1) * 0.85)
         for family, style in (("mlp_relu", "--"), ("mlp_af", "-")):
@@ -286,5 +289,16 @@ def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None):
     axes[1].set_xlabel("hidden layers")
     axes[1].legend(fontsize=5.5, ncol=2)
     axes[1].set_title("against depth (dashed: ReLU, solid: AF)", fontsize=7)
+    if per_width:
+        ws = sorted(per_width, key=int)
+        diff = [100 * per_width[w]["diff"] for w in ws]
+        std = [100 * per_width[w]["diff_std"] for w in ws]
+        axes[2].errorbar(range(len(ws)), diff, yerr=std, fmt="o", color=colour("mlp_af"), capsize=3, ms=4)
+        axes[2].axhline(0.0, color="0.3", ls=":", lw=0.8)
+        axes[2].set_xticks(range(len(ws)), ws)
+        axes[2].set_xlabel("width")
+        axes[2].set_ylabel("AF - ReLU (points)")
+        n = max(per_width[w]["n_seeds"] for w in ws)
+        axes[2].set_title(f"paired difference, depth selected on validation ({n} seeds, std)", fontsize=7)
     fig.tight_layout()
     return fig
