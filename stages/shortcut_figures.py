@@ -9,7 +9,8 @@ from pipeline.figures.style import save_figure
 from .shortcut_train import METRICS, RUNS, SUMMARY
 
 OUT = Path("reports/figures/shortcut")
-TILES = {"mnist_cifar": ("MNIST", "CIFAR"), "bundled_digits": ("digits 0/1", "noisy digits 3/8")}
+TILES = {"mnist_cifar": ("MNIST", "CIFAR"), "bundled_digits": ("digits 0/1", "noisy digits 3/8"),
+         "mnist_cifar-10class": ("MNIST", "CIFAR"), "bundled_digits-10class": ("digits k", "noisy digits k+5")}
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     for stale in OUT.glob("*.png"):
         stale.unlink()
     entries = metrics[summary["data"]["key"]]
-    save_figure(shortcut_learning(entries, curves, data, TILES.get(data, ("MNIST", "CIFAR"))),
+    save_figure(shortcut_learning(entries, curves, data, TILES.get(data, ("MNIST", "CIFAR")), summary.get("chance", 0.5)),
                 OUT / "fig9_shortcut.png")
 
 

@@ -71,10 +71,37 @@ def test_make_collages_inputs():
     np.testing.assert_array_equal(sets["test_simple"][0], again["test_simple"][0])
     with pytest.raises(ValueError, match="n_val=0 must be >= 1"):
         make_collages(a, b, n_train=8, n_val=0, n_test=4)
-    with pytest.raises(ValueError, match="labels must be 0/1"):
+    with pytest.raises(ValueError, match=r"labels \[1, 2\]; labels must be 0..2 in every tile set"):
         make_collages((a[0], a[1] + 1), b, n_train=8, n_val=4, n_test=4)
     with pytest.raises(ValueError, match="collage data='cifar'; allowed"):
         prepare_dataset("collages", cache_dir=False, data="cifar")
+    with pytest.raises(ValueError, match=r"collage classes='four'; allowed: \('binary', 'ten'\)"):
+        prepare_dataset("collages", cache_dir=False, classes="four")
+
+
+def test_collages_of_more_classes_pair_tile_class_k_with_label_k():
+    rng = np.random.default_rng(0)
+    # each tile's pixels encode its class, so a collage shows which class each tile came from
+    ys = np.repeat(np.arange(3), 20)
+    simple = (np.broadcast_to(ys[:, None, None] / 10.0, (60, 4, 4)).copy(), ys)
+    complex_ = (np.broadcast_to(ys[:, None, None] / 10.0 + 0.5, (60, 4, 4)).copy(), ys)
+    sets = make_collages(simple, complex_, n_train=30, n_val=300, n_test=300, seed=2)
+    for name, (X, y) in sets.items():
+        top, bottom = np.rint(X[:, 0] * 10).astype(int), np.rint((X[:, -1] - 0.5) * 10).astype(int)
+        assert sorted(np.unique(y).tolist()) == [0, 1, 2]
+        if name == "train":
+            assert np.array_equal(top, y) and np.array_equal(bottom, y)
+        predictive, other = (top, bottom) if name.endswith("simple") else (bottom, top)
+        if name != "train":
+            assert np.array_equal(predictive, y) and 0.25 < np.mean(other == y) < 0.42  # the other: a uniform class (1/3)
+
+
+def test_ten_class_collages_from_bundled_digits_say_so():
+    d = prepare_dataset("collages", seed=0, cache_dir=False, n_train=300, n_val=50, n_test=100, data="bundled",
+                        classes="ten")
+    assert d.n_classes == 10 and d.provenance["data"] == "bundled_digits-10class"
+    assert d.provenance["classes"] == "ten" and d.provenance["complex"]["classes"] == [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]
+    assert np.bincount(d.splits["train"][1]).tolist() == [30] * 10
 
 
 def test_bilinear_resize_uses_half_pixel_centres():

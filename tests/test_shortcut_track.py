@@ -205,3 +205,21 @@ def test_models_of_the_ambiguous_view_as_populations_equal_the_per_model_runs_in
         for key in ("test_acc_mnist", "test_acc_cifar", "val_acc", "train_acc"):
             assert g[key] == pytest.approx(e[key], abs=1e-9), key
         assert g["tv"] == pytest.approx(e["tv"], rel=1e-9)
+
+
+def test_ten_class_collages_train_ten_way_models_and_state_their_chance(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path))
+    monkeypatch.delenv("PIPELINE_DATA_MIRROR", raising=False)
+    params = {**TINY, "classes": "ten", "n_train": 600, "n_val": 100, "n_test": 200,
+              "train": {**TINY["train"], "steps": 200, "eval_every": 50}}
+    learned = shortcut.metalearn_unit.fn("af_cifar", params, None)
+    assert learned["data"] == "bundled_digits-10class"
+    rows = shortcut.train_unit.fn("ambiguous", ["relu", "af_cifar"], {"relu": None, "af_cifar": learned["spec"]}, 0,
+                                  params, None)
+    assert {r["dataset"] for r in rows} == {"collages/bundled_digits-10class"}
+    data = shortcut.load_collages(params, None, 0)
+    view, nets = shortcut.view_models(data, ["relu"], {}, 0, params)
+    assert data.n_classes == 10 and nets[0](torch.as_tensor(view.X_train[:2])).shape == (2, 10)
+    relu = rows[0]  # chance is 10 %; measured 49 % on the simple tile (a 16-unit MLP, 200 steps)
+    assert relu["model"] == "relu" and relu["test_acc_mnist"] > 0.3
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("test_acc_mnist", "test_acc_cifar"))

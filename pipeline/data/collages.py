@@ -1,7 +1,9 @@
 """MNIST/CIFAR collages for shortcut learning (paper Sec. 3.4; Shah et al. 2020, Teney et al. 2022).
 
 A collage stacks two grayscale tiles of the same size vertically: on top a *simple* tile (MNIST
-0 vs 1), below a *complex* one (CIFAR-10 automobile vs truck). Binary label ``y``:
+0 vs 1), below a *complex* one (CIFAR-10 automobile vs truck). Binary label ``y`` (``classes:
+binary``, PAPER.md's collages of Shah et al.); with ``classes: ten`` every MNIST digit ``k`` pairs
+with CIFAR-10 class ``k`` and chance is 10 %, as the paper's text states for its Fig. 9:
 
 - ``train``: both tiles show class ``y`` (the training set is ambiguous: either tile predicts y);
 - ``val_simple`` / ``test_simple``: the simple tile shows ``y``, the complex tile a random class;
@@ -12,7 +14,8 @@ images; test collages use the official test images. Labels are balanced.
 
 Where the mirror (or any source) cannot provide MNIST and CIFAR-10, :func:`collage_tiles` falls
 back to bundled data: scikit-learn digits 0 vs 1 as the simple tile, and digits 3 vs 8 with
-Gaussian pixel noise (sigma 0.3, fresh per collage) as the harder tile. The provenance says which.
+Gaussian pixel noise (sigma 0.3, fresh per collage) as the harder tile (ten classes: digit ``k``
+clean over digit ``(k + 5) mod 10`` noisy). The provenance says which.
 
 Example:
     >>> import numpy as np
@@ -35,10 +38,17 @@ from .sources import DatasetUnavailable, Source
 
 SPLITS = ("train", "val_simple", "val_complex", "test_simple", "test_complex")
 DATA_CHOICES = ("auto", "mirror", "bundled")
-MNIST_CLASSES = (0, 1)
-CIFAR_CLASSES = (1, 9)  # automobile, truck
-DIGITS_SIMPLE = (0, 1)
-DIGITS_COMPLEX = (3, 8)
+#: ``binary``: two classes per tile (PAPER.md); ``ten``: all ten of each set (the paper's text).
+CLASS_CHOICES = ("binary", "ten")
+#: The tile classes per choice; position i of each tuple is label i of the collages.
+TILE_CLASSES = {
+    "binary": {"mnist": (0, 1), "cifar": (1, 9), "digits_simple": (0, 1), "digits_complex": (3, 8)},
+    "ten": {"mnist": tuple(range(10)), "cifar": tuple(range(10)), "digits_simple": tuple(range(10)),
+            "digits_complex": tuple((k + 5) % 10 for k in range(10))},
+}
+#: Appended to the provenance's ``data`` name (and so to the metrics' key ``collages/<data>``).
+DATA_SUFFIX = {"binary": "", "ten": "-10class"}
+CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NOISE_SIGMA = 0.3
 
 Tiles = tuple[np.ndarray, np.ndarray]
@@ -99,7 +109,7 @@ def _partition(y: np.ndarray, weights: dict[str, float], rng: np.random.Generato
     names = list(weights)
     w = np.array([weights[k] for k in names], dtype=float)
     out: dict[str, dict[int, np.ndarray]] = {k: {} for k in names}
-    for c in (0, 1):
+    for c in np.unique(y).tolist():
         idx = rng.permutation(np.flatnonzero(y == c))
         if len(idx) < len(names):
             raise ValueError(f"class {c} has {len(idx)} tiles, need at least {len(names)}")
@@ -123,11 +133,13 @@ def make_collages(
     tile_size: int | None = None,
     complex_noise: float = 0.0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Build the five collage sets from two binary tile sets.
+    """Build the five collage sets from two tile sets labelled alike (``0..k-1``, ``k >= 2``: a
+    collage of label ``y`` shows a tile of class ``y`` of each set where that tile is predictive,
+    else one of a class drawn uniformly).
 
     Args:
         simple, complex: ``(X, y)`` with X **Shape** ``(n, s, s)`` (or ``(n, s*s)``,
-            ``(n, 1, s, s)``) grayscale in [0, 1], y in {0, 1}.
+            ``(n, 1, s, s)``) grayscale in [0, 1], y in {0, ..., k-1}, every class present.
         n_train, n_val, n_test: collages in ``train``, in each ``val_*`` and in each ``test_*``.
         seed: seeds the labels, the tile draws and the noise.
         simple_test, complex_test: tiles for the test collages (e.g. the official test images);
@@ -140,7 +152,8 @@ def make_collages(
         tile rows on top of the complex tile's, row-major), y int64 ``(n,)``.
 
     Raises:
-        ValueError: non-positive sizes, non-binary labels, or tiles that are not squares.
+        ValueError: non-positive sizes, labels that are not 0..k-1 in both sets, or tiles that
+            are not squares.
     """
     for label, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if int(v) < 1:
@@ -153,10 +166,13 @@ def make_collages(
     if simple_test is not None:
         sets |= {"simple_test": simple_test, "complex_test": complex_test}
     tiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    n_classes = int(np.max(np.asarray(simple[1]))) + 1 if len(simple[1]) else 0
+    labels = np.arange(n_classes)
     for k, (X, y) in sets.items():
         X, y = _as_tiles(X, k), np.asarray(y).astype(np.int64)
-        if len(X) != len(y) or not np.isin(y, (0, 1)).all():
-            raise ValueError(f"{k} tiles: {len(X)} images with {len(y)} labels; labels must be 0/1")
+        if len(X) != len(y) or n_classes < 2 or not np.array_equal(np.unique(y), labels):
+            raise ValueError(f"{k} tiles: {len(X)} images with {len(y)} labels {np.unique(y).tolist()}; "
+                             f"labels must be 0..{max(1, n_classes - 1)} in every tile set, each present")
         tiles[k] = (X, y)
     size = int(tile_size or max(tiles["simple"][0].shape[1], tiles["complex"][0].shape[1]))
     if size < 1:
@@ -171,7 +187,7 @@ def make_collages(
     if simple_test is not None:
         for k in ("simple", "complex"):
             yt = tiles[f"{k}_test"][1]
-            pools[k]["test"] = {c: np.flatnonzero(yt == c) for c in (0, 1)}
+            pools[k]["test"] = {c: np.flatnonzero(yt == c) for c in labels.tolist()}
     source_of = {
         "train": "", "val": "", "test": "_test" if simple_test is not None else "",
     }
@@ -179,7 +195,7 @@ def make_collages(
     def draw(kind: str, part: str, classes: np.ndarray) -> np.ndarray:
         X = tiles[kind + source_of[part]][0]
         out = np.empty((len(classes), size, size), dtype=np.float32)
-        for c in (0, 1):
+        for c in labels.tolist():
             rows = np.flatnonzero(classes == c)
             pool = pools[kind][part][c]
             if len(pool) == 0:
@@ -190,8 +206,8 @@ def make_collages(
         return out
 
     def build(n: int, part: str, predictive: str) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.resize(np.array([0, 1]), n)).astype(np.int64)
-        other = rng.integers(0, 2, size=n)
+        y = rng.permutation(np.resize(labels, n)).astype(np.int64)
+        other = rng.integers(0, n_classes, size=n)
         top = draw("simple", part, y if predictive in ("both", "simple") else other)
         bottom = draw("complex", part, y if predictive in ("both", "complex") else other)
         X = np.concatenate([top, bottom], axis=1).reshape(n, -1)
@@ -206,13 +222,15 @@ def make_collages(
     }
 
 
-def _binary(X: np.ndarray, y: np.ndarray, classes: tuple[int, int]) -> Tiles:
+def _relabel(X: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> Tiles:
+    """The tiles of ``classes``, labelled by their position in ``classes`` (``0..len(classes)-1``)."""
     keep = np.isin(y, classes)
-    return X[keep], (y[keep] == classes[1]).astype(np.int64)
+    position = {c: i for i, c in enumerate(classes)}
+    return X[keep], np.array([position[v] for v in y[keep].tolist()], dtype=np.int64)
 
 
-def _gray_split(raw, classes: tuple[int, int]) -> tuple[Tiles, Tiles]:
-    """Official train/test tiles of two classes of an image RawTable, grayscale in [0, 1]."""
+def _gray_split(raw, classes: tuple[int, ...]) -> tuple[Tiles, Tiles]:
+    """Official train/test tiles of some classes of an image RawTable, grayscale in [0, 1]."""
     from .tabular import encode_labels
 
     codes, labels = encode_labels(raw.y)
@@ -225,32 +243,36 @@ def _gray_split(raw, classes: tuple[int, int]) -> tuple[Tiles, Tiles]:
         a, b = split[part]
         rows = np.arange(a, b)[np.isin(y[a:b], classes)]
         X = pixels_chw(raw.X.to_numpy()[rows], raw.spec).mean(axis=1)
-        out.append(_binary(X, y[rows], classes))
+        out.append(_relabel(X, y[rows], classes))
     return out[0], out[1]
 
 
 def collage_tiles(
-    source: Source | None = None, data: str = "auto"
+    source: Source | None = None, data: str = "auto", classes: str = "binary"
 ) -> tuple[dict[str, Tiles], dict[str, Any]]:
     """The tile sets for :func:`make_collages` and their provenance.
 
     ``data="mirror"`` takes MNIST 0/1 and CIFAR-10 automobile/truck (grayscale) from ``source``
     (any source that has ``mnist_784`` and ``CIFAR_10``); ``"bundled"`` the digits fallback;
-    ``"auto"`` the first when the source has both sets, else the fallback.
+    ``"auto"`` the first when the source has both sets, else the fallback. ``classes="ten"``:
+    all ten classes of each set (:data:`TILE_CLASSES`).
 
     Returns:
         ``(tiles, provenance)``: tiles ``{"simple", "complex", "simple_test", "complex_test"}``
-        of ``(X (n, s, s), y (n,))``; provenance ``{"data": "mnist_cifar" | "bundled_digits",
-        "source", "sha256", "simple", "complex", ...}``.
+        of ``(X (n, s, s), y (n,))``; provenance ``{"data": "mnist_cifar" | "bundled_digits" (with
+        ``-10class`` for ten classes), "classes", "n_classes", "source", "sha256", "simple", "complex", ...}``.
 
     Raises:
-        ValueError: an unknown ``data`` choice.
+        ValueError: an unknown ``data`` or ``classes`` choice.
         DatasetUnavailable: ``data="mirror"`` and the source lacks a set.
     """
     import hashlib
 
     if data not in DATA_CHOICES:
         raise ValueError(f"collage data={data!r}; allowed: {DATA_CHOICES}")
+    if classes not in CLASS_CHOICES:
+        raise ValueError(f"collage classes={classes!r}; allowed: {CLASS_CHOICES}")
+    chosen = TILE_CLASSES[classes]
     if data in ("auto", "mirror") and source is not None:
         try:
             p_mnist = source.describe("mnist_784")
@@ -259,18 +281,18 @@ def collage_tiles(
             if data == "mirror":
                 raise
         else:
-            s_tr, s_te = _gray_split(source.load("mnist_784"), MNIST_CLASSES)
-            c_tr, c_te = _gray_split(source.load("CIFAR_10"), CIFAR_CLASSES)
+            s_tr, s_te = _gray_split(source.load("mnist_784"), chosen["mnist"])
+            c_tr, c_te = _gray_split(source.load("CIFAR_10"), chosen["cifar"])
             tiles = {"simple": s_tr, "complex": c_tr, "simple_test": s_te, "complex_test": c_te}
             prov = {
-                "data": "mnist_cifar",
+                "data": "mnist_cifar" + DATA_SUFFIX[classes], "classes": classes, "n_classes": len(chosen["mnist"]),
                 "source": p_mnist["source"],
                 "location": f"{p_mnist['location']} + {p_cifar['location']}",
                 "sha256": hashlib.sha256((p_mnist["sha256"] + p_cifar["sha256"]).encode()).hexdigest(),
-                "simple": {**p_mnist, "dataset": "mnist_784", "classes": list(MNIST_CLASSES)},
+                "simple": {**p_mnist, "dataset": "mnist_784", "classes": list(chosen["mnist"])},
                 "complex": {
-                    **p_cifar, "dataset": "CIFAR_10", "classes": list(CIFAR_CLASSES),
-                    "class_names": ["automobile", "truck"], "grayscale": "mean of RGB",
+                    **p_cifar, "dataset": "CIFAR_10", "classes": list(chosen["cifar"]),
+                    "class_names": [CIFAR_NAMES[c] for c in chosen["cifar"]], "grayscale": "mean of RGB",
                 },
                 "complex_noise": 0.0,
             }
@@ -289,18 +311,18 @@ def collage_tiles(
     cut = int(0.7 * len(y))
     tr, te = np.sort(perm[:cut]), np.sort(perm[cut:])
     tiles = {
-        "simple": _binary(X[tr], y[tr], DIGITS_SIMPLE),
-        "complex": _binary(X[tr], y[tr], DIGITS_COMPLEX),
-        "simple_test": _binary(X[te], y[te], DIGITS_SIMPLE),
-        "complex_test": _binary(X[te], y[te], DIGITS_COMPLEX),
+        "simple": _relabel(X[tr], y[tr], chosen["digits_simple"]),
+        "complex": _relabel(X[tr], y[tr], chosen["digits_complex"]),
+        "simple_test": _relabel(X[te], y[te], chosen["digits_simple"]),
+        "complex_test": _relabel(X[te], y[te], chosen["digits_complex"]),
     }
     prov = {
-        "data": "bundled_digits",
+        "data": "bundled_digits" + DATA_SUFFIX[classes], "classes": classes, "n_classes": len(chosen["digits_simple"]),
         "source": "bundled",
         "location": "sklearn.datasets.load_digits",
         "sha256": raw.provenance["sha256"],
-        "simple": {"dataset": "digits", "classes": list(DIGITS_SIMPLE)},
-        "complex": {"dataset": "digits", "classes": list(DIGITS_COMPLEX), "noise_sigma": NOISE_SIGMA},
+        "simple": {"dataset": "digits", "classes": list(chosen["digits_simple"])},
+        "complex": {"dataset": "digits", "classes": list(chosen["digits_complex"]), "noise_sigma": NOISE_SIGMA},
         "complex_noise": NOISE_SIGMA,
         "note": "fallback: no source with mnist_784 and CIFAR_10 was available",
     }

@@ -72,6 +72,7 @@ COLLAGE_OPTIONS: dict[str, Any] = {
     "n_test": 2_000,
     "tile_size": None,
     "data": "auto",  # "mirror" (MNIST/CIFAR from the source), "bundled" (digits), "auto"
+    "classes": "binary",  # or "ten" (pipeline.data.collages.CLASS_CHOICES)
 }
 ALGORITHMIC_OPTIONS: dict[str, Any] = {"train_fraction": 0.5}
 
@@ -361,7 +362,7 @@ def prepare_dataset(
 
         opts = _options("collage", COLLAGE_OPTIONS, options)
         src = source if source is not None else default_source()
-        tiles, prov = collage_tiles(src, data=opts["data"])
+        tiles, prov = collage_tiles(src, data=opts["data"], classes=opts["classes"])
         key = _key(name, prov, opts, seed)
         hit = _read_cache(cache, name, key)
         if hit is not None:
@@ -373,7 +374,7 @@ def prepare_dataset(
         )
         side = int(np.sqrt(sets["train"][0].shape[1] // 2))
         data = _finish(
-            name, sets, kind="collages", task="classification", n_classes=2,
+            name, sets, kind="collages", task="classification", n_classes=prov["n_classes"],
             feature_names=[f"{'simple' if r < side else 'complex'}_{r % side}_{q}"
                            for r in range(2 * side) for q in range(side)],
             provenance=prov, seed=seed, options=opts, key=key,

@@ -36,7 +36,7 @@ def test_accuracy_bars(ax, entries: Mapping[str, dict], tiles: tuple[str, str] =
                hatch=hatch, edgecolor="white", label=model, capsize=1.5, error_kw={"lw": 0.6})
     ax.axhline(chance, color="0.3", ls=":", lw=0.8)
     ax.set_xticks(xs, [f"{tiles[0]}-predictive\ntest set", f"{tiles[1]}-predictive\ntest set"], fontsize=7)
-    ax.set_ylim(0.4, 1.02)
+    ax.set_ylim(max(0.0, chance - 0.1), 1.02)
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 
@@ -60,17 +60,17 @@ def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]], models: Seq
     ax.set_xscale("log")
     ax.set_xlabel("training steps")
     ax.set_ylabel("test accuracy")
-    ax.set_ylim(0.4, 1.02)
+    ax.set_ylim(max(0.0, chance - 0.1), 1.02)
     ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 
 
 def shortcut_learning(entries: Mapping[str, dict], curves: Mapping[str, Sequence[Sequence[dict]]], data_label: str = "",
-                      tiles: tuple[str, str] = ("MNIST", "CIFAR")):
+                      tiles: tuple[str, str] = ("MNIST", "CIFAR"), chance: float = 0.5):
     """Paper Fig. 9: the bars (left) and the trajectories (right) in one figure; ``data_label``
-    names the collages' data (e.g. ``mnist_cifar`` or ``bundled_digits``)."""
+    names the collages' data (e.g. ``mnist_cifar`` or ``bundled_digits``); ``chance``: 1 / classes."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.6), gridspec_kw={"width_ratios": [1, 1.25]})
-    test_accuracy_bars(left, entries, tiles)
-    trajectories(right, curves)
+    test_accuracy_bars(left, entries, tiles, chance)
+    trajectories(right, curves, chance=chance)
     left.set_title("final accuracy (checkpoint of best held-out accuracy)", fontsize=7.5)
     right.set_title("along the whole training trajectory", fontsize=7.5)
     if data_label:
@@ -97,7 +97,7 @@ def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | 
                   f"{prov.get('simple', {}).get('dataset')} {prov.get('simple', {}).get('classes')}, complex tile "
                   f"{prov.get('complex', {}).get('dataset')} {prov.get('complex', {}).get('classes')}"
                   + (f" with noise sigma {prov.get('complex_noise')}" if prov.get("complex_noise") else "")
-                  + f". Profile `{tables.get('profile', '?')}`; binary labels, chance = {pct(chance)} %. "
+                  + f". Profile `{tables.get('profile', '?')}`; {tables.get('n_classes', 2)} classes, chance = {pct(chance)} %. "
                   "\"MNIST\"/\"CIFAR\" name the simple/complex tile whatever the data.", ""]
     for dataset, entries in metrics.items():
         lines += [f"| {dataset}: model | MNIST-predictive test | CIFAR-predictive test | TV | kept step |",

@@ -38,7 +38,7 @@ from prefect import flow
 
 from ..complexity import total_variation
 from ..data import PreparedData, prepare_dataset, split_tiles
-from ..data.collages import DATA_CHOICES
+from ..data.collages import CLASS_CHOICES, DATA_CHOICES
 from ..fit import evaluate_model
 from ..fit.population import population_groups, train_population
 from ..meta.algorithm import KEEP, VAL_OBJECTIVES
@@ -62,7 +62,7 @@ MODELS = ("relu", *CONTROLS, *LEARNED, *UPPER_BOUNDS)
 
 _NUMBER = (int, float)
 _OPT_INT = (int, type(None))
-_PROFILE = {"collage_data": DATA_CHOICES, "data_source": DATA_SOURCES, "n_train": int, "n_val": int,
+_PROFILE = {"collage_data": DATA_CHOICES, "classes": CLASS_CHOICES, "data_source": DATA_SOURCES, "n_train": int, "n_val": int,
             "n_test": int, "seeds": list, "models": list, "n_max": int, "steps": int}
 #: The shape of params.yaml's ``shortcut`` section (checked by stages.params before any work).
 SCHEMA = {
@@ -97,7 +97,7 @@ def load_collages(params: dict, data_cfg: dict | None, seed: int) -> PreparedDat
     the bundled fallback (``auto``/``bundled``)."""
     source = data_source(data_cfg, params["data_source"]) if params["collage_data"] != "bundled" else None
     return prepare_dataset("collages", source=source, seed=seed, n_train=params["n_train"], n_val=params["n_val"],
-                           n_test=params["n_test"], data=params["collage_data"])
+                           n_test=params["n_test"], data=params["collage_data"], classes=params.get("classes", "binary"))
 
 
 def collage_key(data: PreparedData) -> str:
@@ -139,7 +139,7 @@ def metalearn_unit(model: str, params: dict, data_cfg: dict | None, seed: int = 
     progress = Progress(total=params["meta"]["n_max"], desc=f"meta-learn {model} on collages")
     with progress:
         acts, history = learn_image_activation(
-            X, y, "classification", 2, params["meta"]["init"], False, params, seed=seed, X_val=Xv, y_val=yv,
+            X, y, "classification", data.n_classes, params["meta"]["init"], False, params, seed=seed, X_val=Xv, y_val=yv,
             on_step=lambda row: progress.update(val_loss=row["val_loss"], val_acc=row["val_acc"]))
     spec = acts[0].to_dict()
     spec.update(trained_on=f"{collage_key(data)} (V = {LEARNED[model]})",
@@ -173,7 +173,8 @@ def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | N
         spec = specs.get(m)
         fixed = m if m in CONTROLS else "relu"
         activation = activation_from_specs(fixed if spec is None else m, None if spec is None else [spec])
-        nets.append(seeded_mlp(seed, view.X_train.shape[1], 2, params["model"]["depth"], params["model"]["width"], activation))
+        nets.append(seeded_mlp(seed, view.X_train.shape[1], data.n_classes, params["model"]["depth"], params["model"]["width"],
+                               activation))
     return view, nets
 
 
@@ -192,7 +193,7 @@ def fit_view(data: PreparedData, view: SimpleNamespace, models: list[str], nets:
 
     **Shape**
 
-    - ``view.X_*``: ``(n, 2 s^2)`` collages; ``view.y_*``: ``(n,)`` class ids in {0, 1}.
+    - ``view.X_*``: ``(n, 2 s^2)`` collages; ``view.y_*``: ``(n,)`` class ids in {0, ..., k-1}.
     """
     if len(models) != len(nets) or not nets:
         raise ValueError(f"fit_view needs one net per model name, got {len(nets)} nets for models {models!r}")
@@ -259,7 +260,7 @@ def train_unit(view: str, models: list[str], specs: dict[str, dict | None], seed
 def unit_params(params: dict) -> dict:
     """What the units read, with the profile's budgets in place (``meta.n_max``, ``train.steps``)
     and the template width of Algorithm 1 = the model's width."""
-    keys = ("model", "tv", "collage_data", "data_source", "n_train", "n_val", "n_test")
+    keys = ("model", "tv", "collage_data", "classes", "data_source", "n_train", "n_val", "n_test")
     return {**{k: params[k] for k in keys},
             "meta": {**params["meta"], "n_max": params["n_max"], "width": params["model"]["width"]},
             "train": {**params["train"], "steps": params["steps"]}}
@@ -324,8 +325,9 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise(runs)
     data = json.loads((Path(af_dir) / "data.json").read_text())
-    summary = {"data": data, "profile": params["profile"],
-               "chance": 0.5, "note": "binary collages: chance is 50 % on either unambiguous test set"}
+    n_classes = data["provenance"]["n_classes"]
+    summary = {"data": data, "profile": params["profile"], "n_classes": n_classes, "chance": 1 / n_classes,
+               "note": f"{n_classes}-class collages: chance is {100 / n_classes:.0f} % on either unambiguous test set"}
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
     atomic_write_text(Path(summary_path), json.dumps(summary, indent=1, sort_keys=True, default=str))
     table = [{"dataset": d, "model": m, **e} for d, models in metrics.items() for m, e in models.items()]
