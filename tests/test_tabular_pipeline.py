@@ -50,6 +50,7 @@ def repo(tmp_path_factory):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=600), "b": rng.uniform(size=600), "c": rng.normal(size=600)})
     frame["label"] = np.where(frame["a"] + (frame["b"] > 0.5) > 0.3, "high", "low")
+    frame["session"] = np.repeat(np.arange(60), 10)  # a group column (protocol.group_by)
     (dest / "user_data").mkdir()
     frame.to_csv(dest / "user_data/mine.csv", index=False)
     params = yaml.safe_load((dest / "params.yaml").read_text())
@@ -97,3 +98,17 @@ def test_a_users_csv_runs_through_the_whole_track_and_only_new_units_rerun(repo)
     assert old and set(old.values()) == {"Cached"}
     assert new and set(new.values()) == {"Completed"}
     assert "breast_cancer" in json.loads((repo / "reports/metrics/tabular.json").read_text())
+
+    # splitting one dataset by whole groups reruns that dataset's units only
+    params["tabular"]["protocol"]["group_by"] = {"my_csv": "session"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    third = _repro(repo, env)
+    finished = dict(re.findall(r"Task run '((?:prepare|metalearn|train|baseline)-[^']+)' - Finished in state (\w+)", third))
+    mine = {k: v for k, v in finished.items() if "my_csv" in k}
+    others = {k: v for k, v in finished.items() if "my_csv" not in k}
+    assert mine and set(mine.values()) == {"Completed"}
+    assert others and set(others.values()) == {"Cached"}
+    info = json.loads((repo / "artifacts/tabular/datasets.json").read_text())
+    assert info["datasets"]["my_csv"]["group_by"] == "session" and info["datasets"]["tree_task"]["group_by"] is None
+    tables = json.loads((repo / "reports/tables/tabular.json").read_text())
+    assert tables["group_by"] == {"my_csv": "session"}
