@@ -253,7 +253,8 @@ def slices(views: Mapping):
     return fig
 
 
-def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None, per_width: Mapping[str, Mapping] | None = None):
+def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None,
+          per_width: Mapping[str, Mapping] | None = None):
     """Paper Fig. 8: test accuracy against width for each depth; ReLU dashed, the learned AF
     (meta-learned once, at the meta architecture, then reused frozen) solid; mean over seeds.
     With ``per_width`` (:func:`pipeline.flows.tabular_summary.reuse_per_width`), a third panel: the

@@ -62,8 +62,8 @@ MODELS = ("relu", *CONTROLS, *LEARNED, *UPPER_BOUNDS)
 
 _NUMBER = (int, float)
 _OPT_INT = (int, type(None))
-_PROFILE = {"collage_data": DATA_CHOICES, "classes": CLASS_CHOICES, "data_source": DATA_SOURCES, "n_train": int, "n_val": int,
-            "n_test": int, "seeds": list, "models": list, "n_max": int, "steps": int}
+_PROFILE = {"collage_data": DATA_CHOICES, "classes": CLASS_CHOICES, "data_source": DATA_SOURCES, "n_train": int,
+            "n_val": int, "n_test": int, "seeds": list, "models": list, "n_max": int, "steps": int}
 #: The shape of params.yaml's ``shortcut`` section (checked by stages.params before any work).
 SCHEMA = {
     "model": {"depth": int, "width": int},
