@@ -150,6 +150,11 @@ def check_names(section: dict, where: str) -> None:
         for dataset in block["datasets"]:
             if not isinstance(dataset, str) or not dataset:
                 raise ValueError(f"{key}.datasets has {dataset!r}; use dataset names")
+    listed = {d for block in section["profiles"].values() for d in block["datasets"]}
+    unknown = sorted(set(section["protocol"].get("group_by") or {}) - listed)
+    if unknown:  # a misspelt name would leave that dataset's split random without a word
+        raise ValueError(f"{where}.protocol.group_by names {unknown}, which no profile's datasets list; "
+                         f"use names from {sorted(listed)}")
 
 
 def dataset_kind(name: str, files: dict | None) -> str:
