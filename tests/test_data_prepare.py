@@ -129,3 +129,15 @@ def test_group_by_keeps_each_eye_movements_assignment_in_one_split(tmp_path):
     assert grouped.rows["train"] + grouped.rows["val"] + grouped.rows["test"] == len(raw)
     with pytest.raises(ValueError, match=r"group_by='session' is not a feature column of dataset 'eye_movements'.*assgNo"):
         prepare_dataset("eye_movements", source=src, seed=0, cache_dir=tmp_path, group_by="session")
+
+
+@pytest.mark.skipif(not HAVE_MIRROR, reason=_SKIP)
+def test_order_by_puts_earlier_electricity_days_in_train_and_later_ones_in_test(tmp_path):
+    src = MirrorSource(MIRROR)
+    d = prepare_dataset("electricity", source=src, seed=0, cache_dir=tmp_path, features="tree", order_by="date")
+    col = d.feature_names.index("date")
+    dates = {k: d.splits[k][0][:, col] for k in ("train", "val", "test")}
+    assert dates["train"].max() < dates["val"].min() and dates["val"].max() < dates["test"].min()
+    assert d.rows["train"] >= 10_000 and d.rows["train"] < 10_000 + 86  # the cap, plus less than one day
+    with pytest.raises(ValueError, match=r"give group_by \('date'\) or order_by \('period'\), not both"):
+        prepare_dataset("electricity", source=src, seed=0, cache_dir=tmp_path, group_by="date", order_by="period")

@@ -185,3 +185,15 @@ def test_grouped_split_caps_and_rejects_too_few_groups_or_missing_values():
         grouped_split(np.repeat([0, 1], 10), seed=0)
     with pytest.raises(ValueError, match="1 missing values"):
         grouped_split(np.array([1.0, 2.0, np.nan, 3.0]), seed=0)
+
+
+def test_ordered_grouped_split_trains_on_the_lowest_values_and_tests_on_the_highest():
+    from pipeline.data.tabular import grouped_split
+
+    days = np.random.default_rng(1).permutation(np.repeat(np.arange(50), 4))  # rows in random order
+    idx = grouped_split(days, seed=0, ordered=True)
+    train, val, test = (days[idx[k]] for k in ("train", "val", "test"))
+    assert train.max() < val.min() and val.max() < test.min()
+    assert sorted(set(train)) == list(range(35)) and len(idx["train"]) == 140  # 70 % of the rows: days 0-34
+    again = grouped_split(days, seed=7, ordered=True)  # the seed leaves an ordered split unchanged
+    assert all(np.array_equal(idx[k], again[k]) for k in idx)

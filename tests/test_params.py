@@ -52,6 +52,8 @@ def test_the_shipped_params_are_valid_and_profiles_resolve(params, tmp_path):
          ["tabular.protocol.group_by", "{eye_movements: assgNo}", "['eye_movements']"]),
         (lambda p: p["tabular"]["protocol"].update(group_by={"eye_movement": "assgNo"}),
          ["tabular.protocol.group_by", "['eye_movement']", "'eye_movements'"]),
+        (lambda p: p["tabular"]["protocol"].update(group_by={"electricity": "date"}, order_by={"electricity": "date"}),
+         ["tabular.protocol", "['electricity'] in both group_by and order_by"]),
     ],
 )
 def test_bad_params_are_rejected_naming_key_and_allowed_values(params, tmp_path, edit, needles):

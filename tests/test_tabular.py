@@ -203,13 +203,15 @@ def test_acceptance_summary_states_each_check(tmp_path):
 
     # a grouped split is carried from datasets.json to the summary and stated by the report
     assert summary["group_by"] == {}
-    info["datasets"] = {"a": {"group_by": "assignment"}, "b": {"group_by": None}}
+    info["datasets"] = {"a": {"group_by": "assignment", "order_by": None}, "b": {"group_by": None, "order_by": "day"}}
     grouped = summary_tables(metrics, rows, info, meta={"depth": 2, "width": 64})
-    assert grouped["group_by"] == {"a": "assignment"}
+    assert grouped["group_by"] == {"a": "assignment"} and grouped["order_by"] == {"b": "day"}
     root = Path(tmp_path)
     (root / "tables").mkdir()
     (root / "tables" / "tabular.json").write_text(json.dumps(grouped))
-    assert "whole groups of a column (no group in two splits) for a (assignment)" in "\n".join(tabular_section(metrics, root))
+    text = "\n".join(tabular_section(metrics, root))
+    assert "whole groups of a column (no group in two splits) for a (assignment)" in text
+    assert "groups of a column in ascending order (train on the lowest values, test on the highest) for b (day)" in text
 
 
 # --- figures --------------------------------------------------------------------------------------
@@ -426,3 +428,6 @@ def test_protocol_group_by_reaches_only_the_dataset_it_names():
     ungrouped = {**params, "protocol": {"train_fraction": 0.7, "val_fraction": 0.3, "group_by": {}}}
     assert data_context(params, "electricity") == data_context(ungrouped, "electricity")
     assert "group_by" not in data_context(params, "electricity")["protocol"]
+    params["protocol"]["order_by"] = {"electricity": "date"}
+    assert data_context(params, "electricity")["protocol"]["order_by"] == "date"
+    assert "order_by" not in data_context(params, "eye_movements")["protocol"]

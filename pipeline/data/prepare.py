@@ -55,6 +55,7 @@ TABULAR_OPTIONS: dict[str, Any] = {
     "n_quantiles": 1000,
     "task": "classification",  # or "regression" (numeric target as float32)
     "group_by": None,  # a column: split whole groups of rows (pipeline.data.tabular.grouped_split)
+    "order_by": None,  # a column: whole groups in ascending order (train on the past, test on the future)
 }
 IMAGE_OPTIONS: dict[str, Any] = {
     "val_fraction": 0.1,
@@ -416,17 +417,21 @@ def _prepare_tabular(raw, *, seed: int, key: str, opts: dict[str, Any]) -> Prepa
     from .tabular import encode_labels, grinsztajn_split, grouped_split, preprocess_tabular
 
     sizes = {k: opts[k] for k in ("max_train", "train_fraction", "val_fraction", "max_eval")}
-    group_by = opts["group_by"]
-    if group_by is None:
+    if opts["group_by"] is not None and opts["order_by"] is not None:
+        raise ValueError(f"dataset {raw.name!r}: give group_by ({opts['group_by']!r}) or order_by "
+                         f"({opts['order_by']!r}), not both (order_by already keeps each value's rows together)")
+    option = "group_by" if opts["group_by"] is not None else "order_by" if opts["order_by"] is not None else None
+    if option is None:
         idx = grinsztajn_split(raw.n_rows, seed, **sizes)
     else:
-        if group_by not in raw.X.columns:
-            raise ValueError(f"group_by={group_by!r} is not a feature column of dataset {raw.name!r}; its columns: "
-                             f"{list(raw.X.columns)}; fix: name one of them (tabular.protocol.group_by in params.yaml)")
+        column = opts[option]
+        if column not in raw.X.columns:
+            raise ValueError(f"{option}={column!r} is not a feature column of dataset {raw.name!r}; its columns: "
+                             f"{list(raw.X.columns)}; fix: name one of them (tabular.protocol.{option} in params.yaml)")
         try:
-            idx = grouped_split(raw.X[group_by].to_numpy(), seed, **sizes)
-        except ValueError as err:
-            raise ValueError(f"dataset {raw.name!r}, group_by={group_by!r}: {err}") from None
+            idx = grouped_split(raw.X[column].to_numpy(), seed, **sizes, ordered=option == "order_by")
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"dataset {raw.name!r}, {option}={column!r}: {err}") from None
     arrays, info = preprocess_tabular(
         raw.X, idx, features=opts["features"], categorical=raw.categorical, seed=seed,
         n_quantiles=opts["n_quantiles"],

@@ -89,16 +89,19 @@ def grouped_split(
     train_fraction: float = 0.7,
     val_fraction: float = 0.3,
     max_eval: int = 50_000,
+    ordered: bool = False,
 ) -> dict[str, np.ndarray]:
     """:func:`grinsztajn_split` with whole groups: the distinct values of ``groups`` are shuffled
-    with ``numpy.random.default_rng(seed)`` and dealt in that order to train until it holds
+    with ``numpy.random.default_rng(seed)`` (``ordered``: sorted ascending instead, e.g. days, so
+    that the model is trained on the past and tested on the future; ``seed`` then leaves the split
+    unchanged) and dealt in that order to train until it holds
     ``min(max_train, int(train_fraction * n))`` rows, then to validation until it holds
     ``min(max_eval, int(val_fraction * rest))`` rows, then to test (at most ``max_eval`` rows, whole
     groups). A split may exceed its share by less than one group; no group is in two splits.
 
-    **Shape**: ``groups`` ``(n_rows,)`` (any hashable values, no missing ones) -> three disjoint
-    int64 index arrays ``train``, ``val``, ``test`` (groups in their shuffled order, the rows of a
-    group in their original order).
+    **Shape**: ``groups`` ``(n_rows,)`` (any hashable values, sortable when ``ordered``, no missing
+    ones) -> three disjoint int64 index arrays ``train``, ``val``, ``test`` (groups in the order
+    they were dealt, the rows of a group in their original order).
 
     Example::
 
@@ -116,7 +119,8 @@ def grouped_split(
         raise ValueError(f"the group column has {int(values.isna().sum())} missing values; every row needs a group")
     codes, uniques = pd.factorize(values)
     n_rows = len(codes)
-    order = np.random.default_rng(seed).permutation(len(uniques))
+    order = (np.asarray(pd.Index(uniques).argsort()) if ordered
+             else np.random.default_rng(seed).permutation(len(uniques)))
     sizes = np.bincount(codes, minlength=len(uniques))
     rows_of = np.split(np.argsort(codes, kind="stable"), np.cumsum(sizes)[:-1])
     n_train = min(int(max_train), _floor(train_fraction * n_rows))

@@ -121,10 +121,12 @@ def tabular_section(metrics: dict, root: Path) -> list[str]:
     datasets = summary.get("datasets") or list(metrics)
     models = [m for m in TABULAR_ORDER if any(m in metrics.get(d, {}) for d in datasets)]
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
-    grouped = summary.get("group_by") or {}
-    split = ("random rows (the benchmark's protocol)" if not grouped else
-             "random rows, except whole groups of a column (no group in two splits) for "
-             + ", ".join(f"{d} ({c})" for d, c in grouped.items()))
+    grouped, ordered = summary.get("group_by") or {}, summary.get("order_by") or {}
+    exceptions = ([("whole groups of a column (no group in two splits) for "
+                    + ", ".join(f"{d} ({c})" for d, c in grouped.items()))] if grouped else []) + \
+                 ([("groups of a column in ascending order (train on the lowest values, test on the highest) for "
+                    + ", ".join(f"{d} ({c})" for d, c in ordered.items()))] if ordered else [])
+    split = "random rows (the benchmark's protocol)" + (", except " + "; ".join(exceptions) if exceptions else "")
     lines = [f"Profile `{summary.get('profile', '?')}`; each model selected on validation accuracy per seed; splits: {split}.",
              "", "| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for d in datasets:

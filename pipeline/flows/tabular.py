@@ -69,9 +69,13 @@ _NUMBER = (int, float)
 _NONE = type(None)
 
 
-def check_group_by(value, key: str) -> None:
-    """``protocol.group_by``: a mapping of dataset name -> the column whose groups the split keeps
-    whole (``{}``: every split is random, the benchmark's protocol)."""
+#: Split options of ``protocol``, each a mapping of dataset name -> column (``{}``: random splits).
+SPLIT_OPTIONS = ("group_by", "order_by")
+
+
+def check_column_map(value, key: str) -> None:
+    """``protocol.group_by`` / ``protocol.order_by``: a mapping of dataset name -> the column whose
+    groups the split keeps whole (``order_by``: dealt in ascending order, the past to train)."""
     if value is None:
         return
     if not isinstance(value, dict) or any(not isinstance(k, str) or not k or not isinstance(v, str) or not v
@@ -93,7 +97,8 @@ _PROFILE = {
 SCHEMA = {
     "profile": (str, _NONE),
     "torch_threads": int,
-    "protocol": {"train_fraction": _NUMBER, "val_fraction": _NUMBER, "group_by": check_group_by},
+    "protocol": {"train_fraction": _NUMBER, "val_fraction": _NUMBER, "group_by": check_column_map,
+                 "order_by": check_column_map},
     "train": {"optimizer": ("adamw", "adam", "sgd"), "lr": _NUMBER, "weight_decay": _NUMBER, "batch_size": int,
               "eval_every": int},
     "meta": {"depth": int, "width": int, "truncation": (int, _NONE), "episodes_per_step": int, "inner_lr": _NUMBER,
@@ -151,10 +156,16 @@ def check_names(section: dict, where: str) -> None:
             if not isinstance(dataset, str) or not dataset:
                 raise ValueError(f"{key}.datasets has {dataset!r}; use dataset names")
     listed = {d for block in section["profiles"].values() for d in block["datasets"]}
-    unknown = sorted(set(section["protocol"].get("group_by") or {}) - listed)
-    if unknown:  # a misspelt name would leave that dataset's split random without a word
-        raise ValueError(f"{where}.protocol.group_by names {unknown}, which no profile's datasets list; "
-                         f"use names from {sorted(listed)}")
+    maps = {option: section["protocol"].get(option) or {} for option in SPLIT_OPTIONS}
+    for option, mapping in maps.items():
+        unknown = sorted(set(mapping) - listed)
+        if unknown:  # a misspelt name would leave that dataset's split random without a word
+            raise ValueError(f"{where}.protocol.{option} names {unknown}, which no profile's datasets list; "
+                             f"use names from {sorted(listed)}")
+    both = sorted(set(maps["group_by"]) & set(maps["order_by"]))
+    if both:
+        raise ValueError(f"{where}.protocol: {both} in both group_by and order_by; give one (order_by already keeps "
+                         "each value's rows together)")
 
 
 def dataset_kind(name: str, files: dict | None) -> str:
@@ -232,7 +243,7 @@ def load_split(name: str, seed: int, data: dict, features: str):
         name, source=source_for(name, data["data"]), seed=seed, features=features,
         max_train=data["max_train"], max_eval=data["max_eval"],
         train_fraction=protocol["train_fraction"], val_fraction=protocol["val_fraction"],
-        group_by=protocol.get("group_by"),
+        group_by=protocol.get("group_by"), order_by=protocol.get("order_by"),
     )
 
 
@@ -240,12 +251,15 @@ def load_split(name: str, seed: int, data: dict, features: str):
 # to params.yaml leaves the cache keys of the existing units unchanged: Prefect reruns only new units.
 def data_context(params: dict, dataset: str) -> dict:
     """Where the data comes from and how ``dataset`` is split, and the unit's torch threads. The
-    protocol carries ``group_by`` only for a dataset that ``protocol.group_by`` names, so that
-    grouping one dataset leaves the other datasets' units cached."""
+    protocol carries ``group_by`` / ``order_by`` only for a dataset that the option names, so that
+    re-splitting one dataset leaves the other datasets' units cached."""
     ctx = {k: params[k] for k in ("data", "max_train", "max_eval", "torch_threads")}
-    protocol = {k: v for k, v in params["protocol"].items() if k != "group_by"}
-    group = (params["protocol"].get("group_by") or {}).get(dataset)
-    ctx["protocol"] = protocol if group is None else {**protocol, "group_by": group}
+    protocol = {k: v for k, v in params["protocol"].items() if k not in SPLIT_OPTIONS}
+    for option in SPLIT_OPTIONS:
+        column = (params["protocol"].get(option) or {}).get(dataset)
+        if column is not None:
+            protocol[option] = column
+    ctx["protocol"] = protocol
     return ctx
 
 
@@ -307,7 +321,8 @@ def prepare_flow(params: dict, out_path: str) -> dict:
         elif r["dataset"] not in skipped:
             entry = datasets.setdefault(r["dataset"], {k: r[k] for k in ("n_features", "n_features_tree", "n_classes",
                                                                            "feature_names", "features_match", "source")})
-            entry["group_by"] = data_context(params, r["dataset"])["protocol"].get("group_by")
+            protocol = data_context(params, r["dataset"])["protocol"]
+            entry.update({option: protocol.get(option) for option in SPLIT_OPTIONS})
             entry.setdefault("rows", {})[str(r["seed"])] = r["rows"]
     for name in skipped:
         datasets.pop(name, None)

@@ -149,9 +149,10 @@ def summary_tables(metrics: dict, rows: list[dict], info: dict, meta: dict | Non
             "per_width": reuse_per_width(fig8),
         }
         acc["fig8_reuse"]["pass"] = all(v["af"] >= v["relu"] for v in acc["fig8_reuse"]["per_width"].values())
-    grouped = {d: e["group_by"] for d, e in info.get("datasets", {}).items() if e.get("group_by")}
+    splits = {option: {d: e[option] for d, e in info.get("datasets", {}).items() if e.get(option)}
+              for option in ("group_by", "order_by")}
     return {"profile": info["profile"], "datasets": datasets, "skipped": info["skipped"], "focus": info["focus"],
-            "group_by": grouped, "means": means, "acceptance": acc}
+            **splits, "means": means, "acceptance": acc}
 
 
 def reuse_per_width(rows: list[dict]) -> dict[str, dict]:
