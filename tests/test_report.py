@@ -41,3 +41,16 @@ def test_algorithmic_section_and_headline(tmp_path):
     assert numbers["add_mod27"] == {"steps_to_95_relu": 1200, "steps_to_95_af": 60, "relu_over_af": 20.0,
                                     "best_control_over_af": 10.83}
     assert numbers["transfer_column_mean"] == {"task_specific": 100.0, "relu": 5.0, "all_tasks": 35.0}
+
+
+def test_the_report_links_each_recorded_run_by_its_title(tmp_path):
+    from pipeline.figures.report import build_report
+
+    for name, title in (("tabular-cpu", "Tabular track, `cpu` profile: a recorded run"), ("shortcut-x", "Shortcut run")):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "report.md").write_text(f"# {title}\n\ntext\n")
+    text = build_report(tmp_path)
+    assert "## Recorded runs" in text
+    assert "- [Tabular track, `cpu` profile: a recorded run](runs/tabular-cpu/report.md)" in text
+    assert "- [Shortcut run](runs/shortcut-x/report.md)" in text
+    assert "## Recorded runs" not in build_report(tmp_path / "empty")

@@ -205,7 +205,22 @@ def build_report(reports_dir: str | Path = "reports") -> str:
         for fig in sorted((root / "figures" / track).glob("*.png")):
             out += [f"![{fig.stem}](figures/{track}/{fig.name})", "", f"*{caption_for(fig)}*", ""]
     out += ["## Performance", ""] + performance_report(root / "benchmarks")
+    out += recorded_runs(root)
     return "\n".join(out)
+
+
+def recorded_runs(root: Path) -> list[str]:
+    """A section linking the recorded runs of larger profiles (``<root>/runs/*/report.md``), each by
+    its title (the file's first heading)."""
+    reports = sorted((root / "runs").glob("*/report.md"))
+    if not reports:
+        return []
+    lines = ["", "## Recorded runs", "",
+             "Runs of the larger profiles and of the split checks, each with its commit, settings and time:", ""]
+    for path in reports:
+        title = next((line[2:].strip() for line in path.read_text().splitlines() if line.startswith("# ")), path.parent.name)
+        lines.append(f"- [{title}](runs/{path.parent.name}/report.md)")
+    return lines + [""]
 
 
 def headline(reports_dir: str | Path = "reports") -> dict:
