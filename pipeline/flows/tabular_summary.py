@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import statistics
+
+
 def _model_key(row: dict) -> list[str]:
     """The metric keys a run counts for: its family's fixed key, and the extra key of its variant
     (``mlp_af_relu``, ``mlp_af_zeros``, ``mlp_af_per_layer``; ``iaf_*_frozen`` / ``iaf_*_finetuned``)."""
@@ -74,7 +76,6 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-LEARNED = ("mlp_tanh_scaled", "mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
 IAF = ("iaf_linear", "iaf_relu", "iaf_af")
 AF_OR_IAF = ("mlp_af", "iaf_linear", "iaf_relu", "iaf_af")
 
