@@ -25,6 +25,22 @@ def _copy_repo(dest: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
 
 
+#: Set per repository by pipeline.flows.settings.configure_environment (which this test process ran
+#: for the working copy when it imported ``stages``): a copy must set its own, or it would share
+#: the working copy's server, database and task cache (units cached by an earlier run of the same
+#: test would come back "Cached" where the test expects them to run).
+REPO_ENV = ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "PIPELINE_DATA_MIRROR",
+            "PIPELINE_DATA_CACHE")
+
+
+def _copy_env() -> dict:
+    """The environment for running the pipeline in a repository copy (:data:`REPO_ENV` removed)."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "CI": "true"}
+    for key in REPO_ENV:
+        env.pop(key, None)
+    return env
+
+
 def _tiny_profile(params: dict, tasks: list[str]) -> dict:
     algorithmic = params["algorithmic"]
     algorithmic["meta"].update(n_max=3, truncation=2)
@@ -44,9 +60,7 @@ def repo(tmp_path_factory):
     _copy_repo(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(_tiny_profile(params, ["add_mod5"])))
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "CI": "true"}
-    env.pop("PREFECT_API_URL", None)
-    env.pop("PREFECT_HOME", None)  # the copy's own .prefect (configure_environment)
+    env = _copy_env()
     server = [sys.executable, "-m", "pipeline.flows.server"]
     subprocess.run([*server, "start"], cwd=dest, env=env, check=True, capture_output=True)
     yield dest, env

@@ -4,7 +4,6 @@ output of the contract and every figure is written, an unchanged tree reruns not
 dataset reruns only the new units (Prefect cache hits for the rest). Slow: several stage runs."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_dvc import BIN, _copy_repo, _stages_run
+from test_pipeline_dvc import _copy_env, _copy_repo, _stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +54,7 @@ def repo(tmp_path_factory):
     frame.to_csv(dest / "user_data/mine.csv", index=False)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(_tiny(params, ["my_csv", "tree_task"])))
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "CI": "true"}
-    for key in ("PREFECT_API_URL", "PREFECT_HOME", "PIPELINE_DATA_MIRROR", "PIPELINE_DATA_CACHE"):
-        env.pop(key, None)
+    env = _copy_env()
     server = [sys.executable, "-m", "pipeline.flows.server"]
     subprocess.run([*server, "start"], cwd=dest, env=env, check=True, capture_output=True)
     yield dest, env
