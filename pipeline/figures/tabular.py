@@ -1,6 +1,6 @@
 """Figures of the tabular track: paper Fig. 5 (model types over the datasets), 20 (per dataset),
 6 (test accuracy against complexity), 7 (electricity: learned AF and IAFs, complexity landscapes,
-function slices) and 8 (a learned AF reused at other widths and depths)."""
+function slices) and 8 (learned activations reused at other widths and depths)."""
 
 from __future__ import annotations
 
@@ -253,52 +253,68 @@ def slices(views: Mapping):
     return fig
 
 
+#: Fig. 8's lines: family of the runs -> (label, line style).
+REUSE_STYLES = {"mlp_relu": ("ReLU", "--"), "mlp_af": ("AF", "-"), "iaf_relu": ("IAFs", "-.")}
+
+
 def reuse(rows: Sequence[dict], dataset: str, meta: Mapping | None = None,
           per_width: Mapping[str, Mapping] | None = None):
-    """Paper Fig. 8: test accuracy against width for each depth; ReLU dashed, the learned AF
-    (meta-learned once, at the meta architecture, then reused frozen) solid; mean over seeds.
-    With ``per_width`` (:func:`pipeline.flows.tabular_summary.reuse_per_width`), a third panel: the
-    paired difference AF - ReLU per width at the depth selected on validation, mean and std over
-    seeds, against zero (is the reused AF at least as accurate, beyond the seeds' spread?)."""
+    """Paper Fig. 8: test accuracy against width for each depth (left) and against depth for each
+    width (middle); ReLU dashed, the learned AF (meta-learned once, at the meta architecture, then
+    reused frozen) solid, and when present the IAFs of the selected IAF & ReLU model (frozen, in
+    front of fresh ReLU MLPs) dash-dot; mean over seeds. With ``per_width``
+    (:func:`pipeline.flows.tabular_summary.reuse_per_width`), a third panel: the paired difference
+    to ReLU per width at the depth selected on validation, mean and std over seeds, against zero
+    (is the reused activation at least as accurate, beyond the seeds' spread?)."""
     depths = sorted({r["depth"] for r in rows})
+    families = [f for f in REUSE_STYLES if any(r["family"] == f for r in rows)]
     cmap = plt.get_cmap("viridis")
     n_panels = 3 if per_width else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(3.8 * n_panels, 3.0))
     for i, depth in enumerate(depths):
         c = cmap(i / max(1, len(depths) - 1) * 0.85)
-        for family, style in (("mlp_relu", "--"), ("mlp_af", "-")):
+        for family in families:
+            label, style = REUSE_STYLES[family]
             sub = [r for r in rows if r["depth"] == depth and r["family"] == family]
             widths = sorted({r["width"] for r in sub})
             accs = [[100 * r["test_acc"] for r in sub if r["width"] == w] for w in widths]
             axes[0].plot(widths, [np.mean(a) for a in accs], style, marker="o", ms=3, color=c,
-                         label=f"{'AF' if family == 'mlp_af' else 'ReLU'}, {depth} layer{'s' * (depth > 1)}")
+                         label=f"{label}, {depth} layer{'s' * (depth > 1)}")
     axes[0].set_xscale("log", base=2)
     axes[0].set_xlabel("width")
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize=5.5, ncol=2)
+    axes[0].legend(fontsize=5, ncol=len(families))
     meta_txt = f" (AF learned at depth {meta['depth']}, width {meta['width']})" if meta else ""
-    axes[0].set_title(f"{dataset}: learned AF reused{meta_txt}", fontsize=7)
+    axes[0].set_title(f"{dataset}: learned activations reused{meta_txt}", fontsize=7)
     widths = sorted({r["width"] for r in rows})
     for j, w in enumerate(widths):
         c = cmap(j / max(1, len(widths) - 1) * 0.85)
-        for family, style in (("mlp_relu", "--"), ("mlp_af", "-")):
+        for family in families:
+            label, style = REUSE_STYLES[family]
             accs = [np.mean([100 * r["test_acc"] for r in rows if r["width"] == w and r["depth"] == d and r["family"] == family])
                     for d in depths]
-            axes[1].plot(depths, accs, style, marker="o", ms=3, color=c,
-                         label=f"{'AF' if family == 'mlp_af' else 'ReLU'}, width {w}")
+            axes[1].plot(depths, accs, style, marker="o", ms=3, color=c, label=f"{label}, width {w}")
     axes[1].set_xticks(depths)
     axes[1].set_xlabel("hidden layers")
-    axes[1].legend(fontsize=5.5, ncol=2)
-    axes[1].set_title("against depth (dashed: ReLU, solid: AF)", fontsize=7)
+    axes[1].legend(fontsize=5, ncol=len(families))
+    axes[1].set_title("against depth (" + ", ".join(f"{s}: {l}" for l, s in
+                                                    (REUSE_STYLES[f] for f in families)) + ")", fontsize=7)
     if per_width:
         ws = sorted(per_width, key=int)
-        diff = [100 * per_width[w]["diff"] for w in ws]
-        std = [100 * per_width[w]["diff_std"] for w in ws]
-        axes[2].errorbar(range(len(ws)), diff, yerr=std, fmt="o", color=colour("mlp_af"), capsize=3, ms=4)
+        marks = {"af": ("o", colour("mlp_af")), "iaf": ("s", "#7f2704")}
+        names = [n for n in marks if any(n in per_width[w] for w in ws)]
+        for k, name in enumerate(names):
+            at = [i for i, w in enumerate(ws) if name in per_width[w]]
+            offset = (k - (len(names) - 1) / 2) * 0.15
+            axes[2].errorbar([i + offset for i in at], [100 * per_width[ws[i]][f"{name}_diff"] for i in at],
+                             yerr=[100 * per_width[ws[i]][f"{name}_diff_std"] for i in at], fmt=marks[name][0],
+                             color=marks[name][1], capsize=3, ms=4,
+                             label=f"{name.upper()} - ReLU")
         axes[2].axhline(0.0, color="0.3", ls=":", lw=0.8)
         axes[2].set_xticks(range(len(ws)), ws)
         axes[2].set_xlabel("width")
-        axes[2].set_ylabel("AF - ReLU (points)")
+        axes[2].set_ylabel("reused - ReLU (points)")
+        axes[2].legend(fontsize=6)
         n = max(per_width[w]["n_seeds"] for w in ws)
         axes[2].set_title(f"paired difference, depth selected on validation ({n} seeds, std)", fontsize=7)
     fig.tight_layout()

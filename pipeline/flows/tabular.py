@@ -12,8 +12,10 @@ Stages, each one flow (``stages/tabular_*.py`` run them):
 - ``train``: the baselines' searches and, per network family, every config of the search budget
   (architectures sampled from ``depths x widths``, times alpha / AF variant / fine-tuning), each
   trained with early stopping; the *total variation* of every trained model is measured here (the
-  complexity of Fig. 6 is folded into this stage). Also the width/depth reuse runs of Fig. 8.
-  Writes ``runs.json``, ``reports/metrics/tabular.json`` (the output contract, selection on
+  complexity of Fig. 6 is folded into this stage). Also the width/depth reuse runs of Fig. 8: the
+  AF meta-learned from ReLU, and the IAFs of the selected IAF & ReLU model (fine-tuned with its
+  weights when the search selected that), each frozen in front of fresh networks of every size.
+  Writes ``runs.json``, the reused IAFs (``trained_iafs/<dataset>/iaf_relu.s<seed>.json``), ``reports/metrics/tabular.json`` (the output contract, selection on
   validation accuracy per seed) and ``reports/tables/tabular.json`` (notes and the acceptance
   numbers the report prints).
 - ``complexity``: the views of Fig. 7 on the focus dataset: 1-D and 2-D function slices of the
@@ -530,12 +532,44 @@ def family_unit(dataset: str, seed: int, family: str, configs: list[dict], learn
     _threads(data)
     split = load_split(dataset, seed, data, "network")
     results = train_config_rows(family, configs, learned, split, train, seed)
-    rows = []
-    for config, result in zip(configs, results):
-        rows.append({"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
-                     "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
-                     "finetune": config.get("finetune"), "iaf_knots": config.get("iaf_knots"), **result})
-    return {"rows": rows}
+    return {"rows": config_rows(dataset, seed, family, configs, results, tag)}
+
+
+def config_rows(dataset: str, seed: int, family: str, configs: list[dict], results: list[dict], tag: str) -> list[dict]:
+    """The rows of ``runs.json`` for trained configs of a family (``tag``: the row's ``purpose``)."""
+    return [{"dataset": dataset, "seed": seed, "family": family, "purpose": tag, "variant": config.get("variant"),
+             "depth": config["depth"], "width": config["width"], "alpha": config.get("alpha"),
+             "finetune": config.get("finetune"), "iaf_knots": config.get("iaf_knots"), **result}
+            for config, result in zip(configs, results)]
+
+
+#: The variant name of Fig. 8's reused IAFs in ``runs.json`` (family ``iaf_relu``, purpose ``fig8``).
+REUSED_IAF = "iaf_relu_trained"
+
+
+@unit_task(task_run_name="reuse-iafs-{dataset}-s{seed}", code=MODEL_CODE)
+def reuse_iaf_unit(dataset: str, seed: int, source: dict, learned: dict, configs: list[dict], data: dict,
+                   train: dict) -> dict:
+    """Fig. 8's reused IAFs on one split: retrain ``source`` (the IAF & ReLU config the search selected
+    for this seed; training is deterministic, so this is the selected model), take its IAFs as they
+    ended (the meta-learned ones, fine-tuned with that model's weights when ``source`` says
+    ``finetune``), and train fresh ReLU MLPs of every Fig. 8 size (``configs``: depth, width) behind
+    them with the IAFs frozen. Returns the rows (purpose ``fig8``, family ``iaf_relu``, variant
+    :data:`REUSED_IAF`) and the IAFs' JSON form, which names the model they were trained in."""
+    _threads(data)
+    split = load_split(dataset, seed, data, "network")
+    selected = train_config_row("iaf_relu", source, learned, split, train, seed, snapshots=True)  # snapshots: the model too
+    iaf = next(m for m in selected["model"].modules() if isinstance(m, InputActivations))
+    size = f"{source['depth']} x {source['width']}"
+    how = f"fine-tuned on {iaf.n_knots} knots" if source.get("finetune") else "frozen as meta-learned"
+    spec = iaf_to_dict(iaf, split.feature_names,
+                       trained_on=f"{dataset} (seed {seed} training split): IAF & ReLU {size}, {how}",
+                       params={"seed": seed, "source_config": source, "source_val_acc": selected["val_acc"],
+                               "source_test_acc": selected["test_acc"], "train": train,
+                               "protocol": {**data["protocol"], "max_train": data["max_train"]}})
+    reuse = [{"variant": REUSED_IAF, "depth": c["depth"], "width": c["width"], "finetune": False} for c in configs]
+    results = train_config_rows("iaf_relu", reuse, {REUSED_IAF: {"af": None, "iaf": spec}}, split, train, seed)
+    return {"rows": config_rows(dataset, seed, "iaf_relu", reuse, results, "fig8"), "iaf": spec}
 
 
 @unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}", code=MODEL_CODE)
@@ -587,10 +621,11 @@ def fig8_configs(params: dict) -> list[dict]:
 
 @flow(name="tabular-train", log_prints=True)
 def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: str, metrics_path: str,
-               summary_path: str) -> dict:
+               summary_path: str, trained_iafs_dir: str) -> dict:
     """Run the baselines and every network config of the search budget on every available dataset
-    and seed, plus the reuse runs of Fig. 8; write all runs, the metrics of the output contract and
-    the report's summary."""
+    and seed, plus the reuse runs of Fig. 8 (the AF learned from ReLU; then, once the search has
+    selected them, the IAFs of the selected IAF & ReLU models); write all runs, the reused IAFs,
+    the metrics of the output contract and the report's summary."""
     info = json.loads(Path(datasets_path).read_text())
     learned_all = json.loads(Path(learned_path).read_text())
     train = train_context(params)
@@ -625,6 +660,10 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     rows = []
     for r in results:
         rows += r["rows"] if "rows" in r else [r]
+    for r in reuse_selected_iafs(params, info, learned_all, rows):
+        rows += r["rows"]
+        atomic_write_text(Path(trained_iafs_dir) / info["focus"]["fig8"] / f"iaf_relu.s{r['iaf']['params']['seed']}.json",
+                          json.dumps(r["iaf"], indent=1))
     runs = {"profile": params["profile"], "seeds": params["seeds"], "runs": rows}
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise([r for r in rows if r["purpose"] == "search"])
@@ -636,6 +675,31 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     publish_table(table, track=TRACK, stage="train", description="Test accuracy (selected on validation) and TV")
     publish_markdown(markdown_table(table), track=TRACK, stage="train")
     return summary["acceptance"]
+
+
+def reuse_selected_iafs(params: dict, info: dict, learned_all: dict, rows: list[dict]) -> list[dict]:
+    """Fig. 8's IAF reuse on the focus dataset: for each Fig. 8 seed whose IAF & ReLU search ran,
+    :func:`reuse_iaf_unit` with the config selected on validation; returns the units' results."""
+    focus = info["focus"]["fig8"]
+    if focus is None or "iaf_relu" not in params["families"]:
+        return []
+    best = select_per_seed([r for r in rows if r["purpose"] == "search" and r["dataset"] == focus
+                            and r["family"] == "iaf_relu"])
+    data, train = data_context(params, focus), train_context(params)
+    futures = []
+    with gpu_placement(params["runner"]):
+        for s in params["fig8"]["seeds"]:
+            if (focus, "iaf_relu", s) in best:
+                futures.append(reuse_iaf_unit.submit(focus, s, run_config(best[(focus, "iaf_relu", s)]),
+                                                     learned_all[focus][str(s)]["iaf_relu"]["learned"],
+                                                     fig8_configs(params), data, train))
+        progress = Progress(total=len(futures), desc="tabular: Fig. 8 reuse of the selected IAFs")
+        results = []
+        with progress:
+            for f in futures:
+                results.append(f.result())
+                progress.update()
+    return results
 
 
 # -------------------------------------------------------------------------------- complexity
