@@ -60,7 +60,7 @@ from ..nn import InputActivations, seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
-from .progress import Progress
+from .progress import Progress, track
 from .runners import gpu_placement
 from .tabular_summary import IAF, run_config, select_per_seed, summarise, summary_tables
 
@@ -651,12 +651,7 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
                 submissions.append(family_unit.submit(focus, s, "mlp_relu", configs, {}, data, train, tag="fig8"))
                 submissions.append(family_unit.submit(focus, s, "mlp_af", [{**c, "variant": "af_relu"} for c in configs],
                                                       learned, data, train, tag="fig8"))
-        progress = Progress(total=len(submissions), desc="tabular: training units")
-        results = []
-        with progress:
-            for f in submissions:
-                results.append(f.result())
-                progress.update()
+        results = [f.result() for f in track(submissions, desc="tabular: training units")]
     rows = []
     for r in results:
         rows += r["rows"] if "rows" in r else [r]
@@ -693,13 +688,7 @@ def reuse_selected_iafs(params: dict, info: dict, learned_all: dict, rows: list[
                 futures.append(reuse_iaf_unit.submit(focus, s, run_config(best[(focus, "iaf_relu", s)]),
                                                      learned_all[focus][str(s)]["iaf_relu"]["learned"],
                                                      fig8_configs(params), data, train))
-        progress = Progress(total=len(futures), desc="tabular: Fig. 8 reuse of the selected IAFs")
-        results = []
-        with progress:
-            for f in futures:
-                results.append(f.result())
-                progress.update()
-    return results
+        return [f.result() for f in track(futures, desc="tabular: Fig. 8 reuse of the selected IAFs")]
 
 
 # -------------------------------------------------------------------------------- complexity
