@@ -15,9 +15,9 @@ Stages, each one flow (``stages/tabular_*.py`` run them):
   complexity of Fig. 6 is folded into this stage). Also the width/depth reuse runs of Fig. 8: the
   AF meta-learned from ReLU, and the IAFs of the selected IAF & ReLU model (fine-tuned with its
   weights when the search selected that), each frozen in front of fresh networks of every size.
-  Writes ``runs.json``, the reused IAFs (``trained_iafs/<dataset>/iaf_relu.s<seed>.json``), ``reports/metrics/tabular.json`` (the output contract, selection on
-  validation accuracy per seed) and ``reports/tables/tabular.json`` (notes and the acceptance
-  numbers the report prints).
+  Writes ``runs.json``, the reused IAFs (``trained_iafs/<dataset>/iaf_relu.s<seed>.json``),
+  ``reports/metrics/tabular.json`` (the output contract, selection on validation accuracy per
+  seed) and ``reports/tables/tabular.json`` (notes and the acceptance numbers the report prints).
 - ``complexity``: the views of Fig. 7 on the focus dataset: 1-D and 2-D function slices of the
   selected ReLU, TanH, AF, IAF and XGBoost models, and complexity landscapes over a plane along the
   training trajectory and a random plane around the solution. Writes ``views.json``.
@@ -550,9 +550,10 @@ REUSED_IAF = "iaf_relu_trained"
 @unit_task(task_run_name="reuse-iafs-{dataset}-s{seed}", code=MODEL_CODE)
 def reuse_iaf_unit(dataset: str, seed: int, source: dict, learned: dict, configs: list[dict], data: dict,
                    train: dict) -> dict:
-    """Fig. 8's reused IAFs on one split: retrain ``source`` (the IAF & ReLU config the search selected
-    for this seed; training is deterministic, so this is the selected model), take its IAFs as they
-    ended (the meta-learned ones, fine-tuned with that model's weights when ``source`` says
+    """Fig. 8's reused IAFs on one split: retrain ``source`` (the IAF & ReLU config the search
+    selected for this seed; training is deterministic on CPU, so this is the selected model, and the
+    IAFs' JSON records its validation and test accuracy to compare), take its IAFs as they ended
+    (the meta-learned ones, fine-tuned with that model's weights when ``source`` says
     ``finetune``), and train fresh ReLU MLPs of every Fig. 8 size (``configs``: depth, width) behind
     them with the IAFs frozen. Returns the rows (purpose ``fig8``, family ``iaf_relu``, variant
     :data:`REUSED_IAF`) and the IAFs' JSON form, which names the model they were trained in."""
