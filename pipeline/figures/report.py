@@ -171,7 +171,7 @@ def tabular_section(metrics: dict, root: Path) -> list[str]:
     if "fig8_reuse" in acc:
         a = acc["fig8_reuse"]
         what = {"af": "the AF meta-learned from ReLU", "iaf": "the IAFs of the selected IAF & ReLU model (ReLU behind them)"}
-        for name in a.get("reused", ["af"]):
+        for name in a["reused"]:
             label = name.upper()
             per = "; ".join(f"width {w}: {label} {pct(v[name])} vs ReLU {pct(v['relu'])} "
                             f"({100 * v[f'{name}_diff']:+.2f} ± {100 * v[f'{name}_diff_std']:.2f}, {v[f'{name}_n_seeds']} seeds)"
