@@ -1,7 +1,8 @@
 """Stage tabular_train: baselines and every network config of the search budget, with the TV of
 each trained model (the complexity measure of Fig. 6 is computed here), plus the reuse runs of
-Fig. 8 -> artifacts/tabular/runs.json, artifacts/tabular/trained_iafs (the IAFs Fig. 8 reuses, as trained in
-the selected IAF & ReLU models), reports/metrics/tabular.json, reports/tables/tabular.json."""
+Fig. 8 -> artifacts/tabular/runs.json, artifacts/tabular/trained_iafs (the IAFs of the selected IAF & ReLU
+model of every dataset and seed, as trained; Fig. 8 reuses them), reports/metrics/tabular.json,
+reports/tables/tabular.json."""
 
 from pipeline.flows.runners import make_task_runner
 from pipeline.flows.tabular import train_flow

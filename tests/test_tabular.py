@@ -404,8 +404,8 @@ def test_fine_tuned_iafs_on_a_fine_grid_close_most_of_electricitys_gap_to_trees(
     # Fig. 8's IAF reuse: those fine-tuned IAFs, frozen, in front of a fresh ReLU MLP of another size
     # (the probe: 83.9-84.9 % at every width 64-512 and depth 1-4, ReLU 78.9-81.3)
     source = {"variant": "iaf_relu", **configs["iaf_3073"][1]}
-    got = T.reuse_iaf_unit.fn("electricity", 0, source, identity, [{"depth": 1, "width": 64}], ctx, train)
-    spec = got["iaf"]
+    spec = T.trained_iaf_unit.fn("electricity", 0, source, identity, ctx, train)
+    got = T.reuse_iaf_unit.fn("electricity", 0, spec, [{"depth": 1, "width": 64}], ctx, train)
     assert spec["params"]["source_test_acc"] == acc["iaf_3073"]["test_acc"]  # the retrained model is the selected one
     assert "IAF & ReLU 2 x 128, fine-tuned on 3073 knots" in spec["trained_on"]
     assert len(spec["values"]) == d and len(spec["values"][0]) == 3073 and spec["feature_names"] == list(split.feature_names)

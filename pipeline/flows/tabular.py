@@ -15,7 +15,8 @@ Stages, each one flow (``stages/tabular_*.py`` run them):
   complexity of Fig. 6 is folded into this stage). Also the width/depth reuse runs of Fig. 8: the
   AF meta-learned from ReLU, and the IAFs of the selected IAF & ReLU model (fine-tuned with its
   weights when the search selected that), each frozen in front of fresh networks of every size.
-  Writes ``runs.json``, the reused IAFs (``trained_iafs/<dataset>/iaf_relu.s<seed>.json``),
+  Writes ``runs.json``, the IAFs of every selected IAF & ReLU model as trained
+  (``trained_iafs/<dataset>/iaf_relu.s<seed>.json``),
   ``reports/metrics/tabular.json`` (the output contract, selection on validation accuracy per
   seed) and ``reports/tables/tabular.json`` (notes and the acceptance numbers the report prints).
 - ``complexity``: the views of Fig. 7 on the focus dataset: 1-D and 2-D function slices of the
@@ -547,30 +548,40 @@ def config_rows(dataset: str, seed: int, family: str, configs: list[dict], resul
 REUSED_IAF = "iaf_relu_trained"
 
 
-@unit_task(task_run_name="reuse-iafs-{dataset}-s{seed}", code=MODEL_CODE)
-def reuse_iaf_unit(dataset: str, seed: int, source: dict, learned: dict, configs: list[dict], data: dict,
-                   train: dict) -> dict:
-    """Fig. 8's reused IAFs on one split: retrain ``source`` (the IAF & ReLU config the search
-    selected for this seed; training is deterministic on CPU, so this is the selected model, and the
-    IAFs' JSON records its validation and test accuracy to compare), take its IAFs as they ended
-    (the meta-learned ones, fine-tuned with that model's weights when ``source`` says
-    ``finetune``), and train fresh ReLU MLPs of every Fig. 8 size (``configs``: depth, width) behind
-    them with the IAFs frozen. Returns the rows (purpose ``fig8``, family ``iaf_relu``, variant
-    :data:`REUSED_IAF`) and the IAFs' JSON form, which names the model they were trained in."""
+@unit_task(task_run_name="trained-iafs-{dataset}-s{seed}", code=MODEL_CODE)
+def trained_iaf_unit(dataset: str, seed: int, source: dict, learned: dict, data: dict, train: dict) -> dict:
+    """The IAFs of the IAF & ReLU model the search selected for one split, as they ended training:
+    retrain ``source`` (its config; training is deterministic on CPU, so this is the selected model,
+    and the JSON records its validation and test accuracy to compare) and return its IAFs' JSON
+    form (the meta-learned ones, fine-tuned with that model's weights when ``source`` says
+    ``finetune``), which names the model they were trained in."""
     _threads(data)
     split = load_split(dataset, seed, data, "network")
     selected = train_config_row("iaf_relu", source, learned, split, train, seed, snapshots=True)  # snapshots: the model too
     iaf = next(m for m in selected["model"].modules() if isinstance(m, InputActivations))
     size = f"{source['depth']} x {source['width']}"
     how = f"fine-tuned on {iaf.n_knots} knots" if source.get("finetune") else "frozen as meta-learned"
-    spec = iaf_to_dict(iaf, split.feature_names,
+    return iaf_to_dict(iaf, split.feature_names,
                        trained_on=f"{dataset} (seed {seed} training split): IAF & ReLU {size}, {how}",
-                       params={"seed": seed, "source_config": source, "source_val_acc": selected["val_acc"],
-                               "source_test_acc": selected["test_acc"], "train": train,
-                               "protocol": {**data["protocol"], "max_train": data["max_train"]}})
+                       params={"dataset": dataset, "seed": seed, "source_config": source,
+                               "source_val_acc": selected["val_acc"], "source_test_acc": selected["test_acc"],
+                               "train": train, "protocol": {**data["protocol"], "max_train": data["max_train"]}})
+
+
+#: The variant name of Fig. 8's reused IAFs in ``runs.json`` (family ``iaf_relu``, purpose ``fig8``).
+REUSED_IAF = "iaf_relu_trained"
+
+
+@unit_task(task_run_name="reuse-iafs-{dataset}-s{seed}", code=MODEL_CODE)
+def reuse_iaf_unit(dataset: str, seed: int, iaf: dict, configs: list[dict], data: dict, train: dict) -> dict:
+    """Fig. 8's reused IAFs on one split: fresh ReLU MLPs of every Fig. 8 size (``configs``: depth,
+    width) behind ``iaf`` (:func:`trained_iaf_unit`'s JSON for this split), frozen. Returns the rows
+    (purpose ``fig8``, family ``iaf_relu``, variant :data:`REUSED_IAF`)."""
+    _threads(data)
+    split = load_split(dataset, seed, data, "network")
     reuse = [{"variant": REUSED_IAF, "depth": c["depth"], "width": c["width"], "finetune": False} for c in configs]
-    results = train_config_rows("iaf_relu", reuse, {REUSED_IAF: {"af": None, "iaf": spec}}, split, train, seed)
-    return {"rows": config_rows(dataset, seed, "iaf_relu", reuse, results, "fig8"), "iaf": spec}
+    results = train_config_rows("iaf_relu", reuse, {REUSED_IAF: {"af": None, "iaf": iaf}}, split, train, seed)
+    return {"rows": config_rows(dataset, seed, "iaf_relu", reuse, results, "fig8")}
 
 
 @unit_task(task_run_name="baseline-{dataset}-{model}-s{seed}", code=MODEL_CODE)
@@ -625,8 +636,8 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
                summary_path: str, trained_iafs_dir: str) -> dict:
     """Run the baselines and every network config of the search budget on every available dataset
     and seed, plus the reuse runs of Fig. 8 (the AF learned from ReLU; then, once the search has
-    selected them, the IAFs of the selected IAF & ReLU models); write all runs, the reused IAFs,
-    the metrics of the output contract and the report's summary."""
+    selected them, the IAFs of the selected IAF & ReLU models); write all runs, the IAFs of every
+    selected IAF & ReLU model, the metrics of the output contract and the report's summary."""
     info = json.loads(Path(datasets_path).read_text())
     learned_all = json.loads(Path(learned_path).read_text())
     train = train_context(params)
@@ -656,10 +667,11 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     rows = []
     for r in results:
         rows += r["rows"] if "rows" in r else [r]
-    for r in reuse_selected_iafs(params, info, learned_all, rows):
+    trained_iafs = selected_iafs(params, info, learned_all, rows)
+    for (d, s), spec in trained_iafs.items():
+        atomic_write_text(Path(trained_iafs_dir) / d / f"iaf_relu.s{s}.json", json.dumps(spec, indent=1))
+    for r in reuse_trained_iafs(params, info, trained_iafs):
         rows += r["rows"]
-        atomic_write_text(Path(trained_iafs_dir) / info["focus"]["fig8"] / f"iaf_relu.s{r['iaf']['params']['seed']}.json",
-                          json.dumps(r["iaf"], indent=1))
     runs = {"profile": params["profile"], "seeds": params["seeds"], "runs": rows}
     atomic_write_text(Path(runs_path), json.dumps(runs))
     metrics = summarise([r for r in rows if r["purpose"] == "search"])
@@ -673,22 +685,32 @@ def train_flow(params: dict, datasets_path: str, learned_path: str, runs_path: s
     return summary["acceptance"]
 
 
-def reuse_selected_iafs(params: dict, info: dict, learned_all: dict, rows: list[dict]) -> list[dict]:
-    """Fig. 8's IAF reuse on the focus dataset: for each Fig. 8 seed whose IAF & ReLU search ran,
-    :func:`reuse_iaf_unit` with the config selected on validation; returns the units' results."""
-    focus = info["focus"]["fig8"]
-    if focus is None or "iaf_relu" not in params["families"]:
-        return []
-    best = select_per_seed([r for r in rows if r["purpose"] == "search" and r["dataset"] == focus
-                            and r["family"] == "iaf_relu"])
-    data, train = data_context(params, focus), train_context(params)
-    futures = []
+def selected_iafs(params: dict, info: dict, learned_all: dict, rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """The IAFs of the IAF & ReLU model selected on validation for every dataset and seed whose
+    search ran (:func:`trained_iaf_unit`), by (dataset, seed)."""
+    if "iaf_relu" not in params["families"]:
+        return {}
+    best = select_per_seed([r for r in rows if r["purpose"] == "search" and r["family"] == "iaf_relu"])
+    keys = [(d, s) for d in info["available"] for s in params["seeds"] if (d, "iaf_relu", s) in best]
+    train = train_context(params)
     with gpu_placement(params["runner"]):
-        for s in params["fig8"]["seeds"]:
-            if (focus, "iaf_relu", s) in best:
-                futures.append(reuse_iaf_unit.submit(focus, s, run_config(best[(focus, "iaf_relu", s)]),
-                                                     learned_all[focus][str(s)]["iaf_relu"]["learned"],
-                                                     fig8_configs(params), data, train))
+        futures = [trained_iaf_unit.submit(d, s, run_config(best[(d, "iaf_relu", s)]),
+                                           learned_all[d][str(s)]["iaf_relu"]["learned"], data_context(params, d), train)
+                   for d, s in keys]
+        return dict(zip(keys, [f.result() for f in track(futures, desc="tabular: IAFs of the selected IAF & ReLU models")]))
+
+
+def reuse_trained_iafs(params: dict, info: dict, trained_iafs: dict[tuple[str, int], dict]) -> list[dict]:
+    """Fig. 8's IAF reuse on the focus dataset: :func:`reuse_iaf_unit` for each Fig. 8 seed that has
+    trained IAFs; returns the units' results."""
+    focus = info["focus"]["fig8"]
+    seeds = [s for s in params["fig8"]["seeds"] if (focus, s) in trained_iafs]
+    if not seeds:
+        return []
+    data, train = data_context(params, focus), train_context(params)
+    with gpu_placement(params["runner"]):
+        futures = [reuse_iaf_unit.submit(focus, s, trained_iafs[(focus, s)], fig8_configs(params), data, train)
+                   for s in seeds]
         return [f.result() for f in track(futures, desc="tabular: Fig. 8 reuse of the selected IAFs")]
 
 
