@@ -81,10 +81,13 @@ def test_a_users_csv_runs_through_the_whole_track_and_only_new_units_rerun(repo)
     assert figures == {"fig5_model_types.png", "fig20_per_dataset.png", "fig6_accuracy_vs_tv.png", "fig8_reuse.png",
                        "fig7a_learned_activations.png", "fig7b_landscapes.png", "fig7c_slices.png"}
     assert (repo / "artifacts/tabular/activations/my_csv/iaf_relu.s0.json").is_file()
-    # the selected IAF & ReLU models' IAFs as trained (fine-tuned on 97 knots), of every dataset; Fig. 8 reuses my_csv's
+    # the selected IAF & ReLU models' IAFs as trained (fine-tuned on 97 knots), of every dataset; Fig. 8 reuses my_csv's.
+    # Retrained alone, the source model is bit for bit the one the search selected (trained in a population).
     for dataset in ("my_csv", "tree_task"):
         trained = json.loads((repo / f"artifacts/tabular/trained_iafs/{dataset}/iaf_relu.s0.json").read_text())
         assert "IAF & ReLU 1 x 8, fine-tuned on 97 knots" in trained["trained_on"] and len(trained["values"][0]) == 97
+        assert trained["params"]["source_test_acc"] == metrics[dataset]["iaf_relu"]["test_acc"]  # one seed: its own
+        assert trained["params"]["source_val_acc"] == metrics[dataset]["iaf_relu"]["val_acc"]
     runs = json.loads((repo / "artifacts/tabular/runs.json").read_text())["runs"]
     assert {r["family"] for r in runs if r["purpose"] == "fig8"} == {"mlp_relu", "mlp_af", "iaf_relu"}
 

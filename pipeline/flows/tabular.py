@@ -544,10 +544,6 @@ def config_rows(dataset: str, seed: int, family: str, configs: list[dict], resul
             for config, result in zip(configs, results)]
 
 
-#: The variant name of Fig. 8's reused IAFs in ``runs.json`` (family ``iaf_relu``, purpose ``fig8``).
-REUSED_IAF = "iaf_relu_trained"
-
-
 @unit_task(task_run_name="trained-iafs-{dataset}-s{seed}", code=MODEL_CODE)
 def trained_iaf_unit(dataset: str, seed: int, source: dict, learned: dict, data: dict, train: dict) -> dict:
     """The IAFs of the IAF & ReLU model the search selected for one split, as they ended training:
