@@ -1,5 +1,6 @@
-"""Stage shortcut_metalearn: AF-mnist and AF-cifar by Algorithm 1 with V = the MNIST- or the
-CIFAR-predictive validation collages -> artifacts/shortcut/afs/ (AFs, histories, data.json).
+"""Stage shortcut_metalearn: AF-mnist and AF-cifar (the hidden layers' AF), IAF-mnist and IAF-cifar
+(one input activation per pixel) by Algorithm 1 with V = the MNIST- or the CIFAR-predictive
+validation collages -> artifacts/shortcut/afs/ (activations, histories, data.json).
 
 Collage preparation is folded in (``prepare_dataset("collages")`` caches them under
 artifacts/prepared; from the mirror's MNIST and CIFAR-10 when configured, else bundled digits).

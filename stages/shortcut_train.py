@@ -1,5 +1,5 @@
-"""Stage shortcut_train: ReLU, AF-mnist, AF-cifar and the unambiguous ReLU upper bounds on the
-collages, every seed (the models that share a training view trained as populations), with
+"""Stage shortcut_train: ReLU, the fixed-activation controls, AF-mnist, AF-cifar, IAF-mnist, IAF-cifar
+and the unambiguous ReLU upper bounds on the collages, every seed (the models that share a training view trained as populations), with
 trajectories and TV (complexity folded in)
 -> artifacts/shortcut/runs.json, reports/metrics/shortcut.json, reports/tables/shortcut.json."""
 

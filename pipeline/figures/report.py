@@ -52,7 +52,8 @@ CAPTIONS = {
     "fig4_tv": "Paper Fig. 4: test accuracy against complexity (TV along paths between training images), one "
                "marker per model (activation x width x learning rate x seed); title: Spearman correlation.",
     "fig9_shortcut": "Paper Fig. 9: shortcut learning on collages; left: accuracy on the MNIST-predictive and the "
-                     "CIFAR-predictive test sets (ReLU, AF-mnist, AF-cifar; dotted grey: fixed activations trained "
+                     "CIFAR-predictive test sets (ReLU, AF-mnist, AF-cifar, IAF-mnist, IAF-cifar: per-pixel input activations "
+                     "before a ReLU MLP; dotted grey: fixed activations trained "
                      "like ReLU, as controls; hatched: ReLU trained on unambiguous collages); right: both along the "
                      "whole training trajectory (dashed: MNIST, solid: CIFAR).",
 }

@@ -11,8 +11,10 @@ import numpy as np
 from .style import color, plt
 
 COLORS = {"relu": color("relu"), "gelu": "#969696", "tanh": "#bdbdbd", "sin": "#d9d9d9", "af_mnist": "#e6550d",
-          "af_cifar": "#31a354", "relu_upper_bound_mnist": "#9ecae1", "relu_upper_bound_cifar": "#c7e9c0"}
-ORDER = ("relu", "gelu", "tanh", "sin", "af_mnist", "af_cifar", "relu_upper_bound_mnist", "relu_upper_bound_cifar")
+          "af_cifar": "#31a354", "iaf_mnist": "#a63603", "iaf_cifar": "#006d2c", "relu_upper_bound_mnist": "#9ecae1",
+          "relu_upper_bound_cifar": "#c7e9c0"}
+ORDER = ("relu", "gelu", "tanh", "sin", "af_mnist", "af_cifar", "iaf_mnist", "iaf_cifar", "relu_upper_bound_mnist",
+         "relu_upper_bound_cifar")
 #: Fixed activations trained like ReLU (pipeline.flows.shortcut.CONTROLS).
 CONTROLS = ("gelu", "tanh", "sin")
 
@@ -41,7 +43,8 @@ def test_accuracy_bars(ax, entries: Mapping[str, dict], tiles: tuple[str, str] =
     ax.legend(fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 
 
-def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]], models: Sequence[str] = ("relu", "af_mnist", "af_cifar"),
+def trajectories(ax, curves: Mapping[str, Sequence[Sequence[dict]]],
+                 models: Sequence[str] = ("relu", "af_mnist", "af_cifar", "iaf_mnist", "iaf_cifar"),
                  chance: float = 0.5):
     """Paper Fig. 9 (right) on ``ax``: accuracy on the MNIST-predictive (dashed) and the
     CIFAR-predictive (solid) test sets against training steps, mean over seeds.
@@ -107,15 +110,19 @@ def report_section(metrics: Mapping[str, Mapping[str, dict]], tables: Mapping | 
             lines.append(f"| {model} | {pct(e['test_acc_mnist'])} ± {pct(e['test_acc_mnist_std'])} | "
                          f"{pct(e['test_acc_cifar'])} ± {pct(e['test_acc_cifar_std'])} | {e['tv']:.2f} | {e['best_step']:.0f} |")
         lines.append("")
-        relu, af_c, af_m = entries.get("relu"), entries.get("af_cifar"), entries.get("af_mnist")
+        relu = entries.get("relu")
         if relu:
             lines.append(f"- ReLU on the CIFAR-predictive set: {pct(relu['test_acc_cifar'])} % "
                          f"({100 * (relu['test_acc_cifar'] - chance):+.1f} points from chance).")
-        if relu and af_c:
-            lines.append(f"- AF-cifar on the CIFAR-predictive set: {pct(af_c['test_acc_cifar'])} % "
-                         f"({100 * (af_c['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points vs ReLU).")
-        if af_m:
-            lines.append(f"- AF-mnist on the MNIST-predictive set: {pct(af_m['test_acc_mnist'])} %.")
+        for kind, label in (("af", "AF"), ("iaf", "IAF")):
+            towards_cifar, towards_mnist = entries.get(f"{kind}_cifar"), entries.get(f"{kind}_mnist")
+            if relu and towards_cifar:
+                lines.append(f"- {label}-cifar on the CIFAR-predictive set: {pct(towards_cifar['test_acc_cifar'])} % "
+                             f"({100 * (towards_cifar['test_acc_cifar'] - relu['test_acc_cifar']):+.1f} points vs ReLU"
+                             f"; MNIST-predictive {pct(towards_cifar['test_acc_mnist'])} %).")
+            if towards_mnist:
+                lines.append(f"- {label}-mnist on the MNIST-predictive set: {pct(towards_mnist['test_acc_mnist'])} %"
+                             + (f" (ReLU {pct(relu['test_acc_mnist'])} %)." if relu else "."))
         controls = [m for m in CONTROLS if m in entries]
         if relu and controls:
             shifts = {m: 100 * (entries[m]["test_acc_cifar"] - relu["test_acc_cifar"]) for m in controls}

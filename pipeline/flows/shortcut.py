@@ -10,7 +10,10 @@ Models (the output contract's keys): ``relu``; the controls ``gelu``, ``tanh`` a
 activations trained like ReLU (does any pointwise activation, without meta-learning, move the
 reliance between the tiles?); ``af_mnist`` and ``af_cifar``, MLPs whose AF was
 meta-learned by Algorithm 1 on the ambiguous training set with V = the MNIST-predictive or the
-CIFAR-predictive validation set; and the upper bounds ``relu_upper_bound_mnist`` /
+CIFAR-predictive validation set; ``iaf_mnist`` and ``iaf_cifar``, ReLU MLPs behind input
+activations (one spline per pixel, paper Sec. 3.3's IAFs) meta-learned the same way (a shared
+hidden-layer AF acts on pre-activations that mix both tiles; a pixel's IAF sees one tile); and the
+upper bounds ``relu_upper_bound_mnist`` /
 ``relu_upper_bound_cifar``, ReLU MLPs trained on unambiguous collages (the training collages with
 the other tile shuffled across rows, so that it carries no label information).
 
@@ -39,10 +42,13 @@ from prefect import flow
 from ..complexity import total_variation
 from ..data import PreparedData, prepare_dataset, split_tiles
 from ..data.collages import CLASS_CHOICES, DATA_CHOICES
+from ..fit import OPTIMIZERS as TRAIN_OPTIMIZERS
 from ..fit import evaluate_model
 from ..fit.population import population_groups, train_population
+from ..fit.tabular import iaf_from_dict, iaf_to_dict
+from ..meta import INNER_OPTIMIZERS, InnerOptimizer, MetaConfig, meta_learn
 from ..meta.algorithm import KEEP, VAL_OBJECTIVES
-from ..nn import INITS, SplineActivation
+from ..nn import INITS, InputActivations, SplineActivation, make_mlp, seeded
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
@@ -51,8 +57,10 @@ from .progress import Progress
 from .runners import gpu_placement, limit_torch_threads
 
 TRACK = "shortcut"
-#: Learned AFs and the unambiguous validation set each one is meta-learned on.
-LEARNED = {"af_mnist": "val_simple", "af_cifar": "val_complex"}
+#: Learned activations and the unambiguous validation set each one is meta-learned on: ``af_*`` one
+#: AF shared by the hidden layers, ``iaf_*`` per-pixel input activations in front of a ReLU MLP.
+LEARNED = {"af_mnist": "val_simple", "af_cifar": "val_complex", "iaf_mnist": "val_simple", "iaf_cifar": "val_complex"}
+INPUT_ACTIVATIONS = ("iaf_mnist", "iaf_cifar")
 UPPER_BOUNDS = {"relu_upper_bound_mnist": "simple", "relu_upper_bound_cifar": "complex"}
 #: Fixed activations (by their name in :func:`pipeline.nn.make_mlp`) trained on the ambiguous
 #: collages like ReLU: controls that tell a shift of reliance due to meta-learning from one that any
@@ -67,11 +75,13 @@ _PROFILE = {"collage_data": DATA_CHOICES, "classes": CLASS_CHOICES, "data_source
 #: The shape of params.yaml's ``shortcut`` section (checked by stages.params before any work).
 SCHEMA = {
     "model": {"depth": int, "width": int},
-    "train": {"batch_size": _OPT_INT, "lr": _NUMBER, "weight_decay": _NUMBER, "eval_every": int,
-              "held_out": _NUMBER},
+    "train": {"optimizer": TRAIN_OPTIMIZERS, "batch_size": _OPT_INT, "lr": _NUMBER, "weight_decay": _NUMBER,
+              "eval_every": int, "held_out": _NUMBER},
     "meta": {"truncation": _OPT_INT, "episodes_per_step": int, "inner_lr": _NUMBER,
              "inner_batch_size": _OPT_INT, "episode_size": _OPT_INT, "outer_lr": _NUMBER, "init": INITS,
              "n_knots": int, "interval": list, "val_objective": VAL_OBJECTIVES, "keep": KEEP},
+    "iaf_meta": {"n_max": int, "inner_optimizer": INNER_OPTIMIZERS, "inner_lr": _NUMBER, "outer_lr": _NUMBER,
+                 "n_knots": int, "interval": list},
     "tv": {"n_paths": int, "n_points": int},
     "profiles": {"quick": _PROFILE, "paper": _PROFILE},
 }
@@ -129,21 +139,62 @@ def training_view(data: PreparedData, model: str, held_out: float, seed: int) ->
 # --- units -----------------------------------------------------------------------------------
 
 
+def iaf_meta_config(params: dict) -> MetaConfig:
+    """Algorithm 1's settings for the per-pixel IAFs: ``iaf_meta`` (outer steps, inner optimiser and
+    learning rates) and the rest shared with the AFs' ``meta`` block."""
+    meta, iaf = params["meta"], params["iaf_meta"]
+    return MetaConfig(
+        n_max=iaf["n_max"], truncation=meta["truncation"], episodes_per_step=meta["episodes_per_step"],
+        inner=InnerOptimizer(iaf["inner_optimizer"], lr=iaf["inner_lr"], weight_decay=params["train"]["weight_decay"]),
+        inner_batch_size=meta["inner_batch_size"], episode_size=meta["episode_size"], outer_lr=iaf["outer_lr"],
+        patience=None, val_objective=meta.get("val_objective", "loss"), keep=meta.get("keep", "best"),
+    )
+
+
+def learn_input_activations(X: torch.Tensor, y: torch.Tensor, n_classes: int, params: dict, seed: int,
+                            X_val: torch.Tensor, y_val: torch.Tensor, on_step=None) -> tuple[InputActivations, list[dict]]:
+    """Algorithm 1 for one spline per pixel (:class:`pipeline.nn.InputActivations`, init identity) in
+    front of a ReLU MLP of the track's size, with V = (``X_val``, ``y_val``); returns the IAFs frozen
+    and the meta-learning history.
+
+    **Shape**
+
+    - ``X``: ``(n, d)`` collages; ``y``: ``(n,)`` class ids; the IAFs map ``(*, d)`` to ``(*, d)``.
+    """
+    iaf_p, model_p = params["iaf_meta"], params["model"]
+    with seeded(seed):
+        iaf = InputActivations(X.shape[1], iaf_p["n_knots"], tuple(iaf_p["interval"]))
+        template = make_mlp(X.shape[1], n_classes, model_p["depth"], model_p["width"], "relu", input_activation=iaf)
+    result = meta_learn(template, X, y, X_val=X_val, y_val=y_val, task="classification", config=iaf_meta_config(params),
+                        seed=seed, on_step=on_step)
+    iaf.values.requires_grad_(False)
+    return iaf, result.history
+
+
 @unit_task(task_run_name="metalearn-shortcut-{model}")
 def metalearn_unit(model: str, params: dict, data_cfg: dict | None, seed: int = 0) -> dict:
     """Algorithm 1 on the ambiguous training collages with V = the unambiguous validation set of
-    ``model`` (``af_mnist``: MNIST-predictive, ``af_cifar``: CIFAR-predictive)."""
+    ``model`` (``*_mnist``: MNIST-predictive, ``*_cifar``: CIFAR-predictive): the hidden layers' AF
+    (``af_*``) or the per-pixel input activations (``iaf_*``)."""
+    if model not in LEARNED:
+        raise ValueError(f"metalearn_unit: {model!r} is not a learned activation; known: {list(LEARNED)}")
     data = load_collages(params, data_cfg, seed)
     X, y = (torch.as_tensor(a) for a in data.splits["train"])
     Xv, yv = (torch.as_tensor(a) for a in data.splits[LEARNED[model]])
-    progress = Progress(total=params["meta"]["n_max"], desc=f"meta-learn {model} on collages")
+    n_max = params["iaf_meta"]["n_max"] if model in INPUT_ACTIVATIONS else params["meta"]["n_max"]
+    progress = Progress(total=n_max, desc=f"meta-learn {model} on collages")
+    trained_on = f"{collage_key(data)} (V = {LEARNED[model]})"
     with progress:
-        acts, history = learn_image_activation(
-            X, y, "classification", data.n_classes, params["meta"]["init"], False, params, seed=seed, X_val=Xv, y_val=yv,
-            on_step=lambda row: progress.update(val_loss=row["val_loss"], val_acc=row["val_acc"]))
-    spec = acts[0].to_dict()
-    spec.update(trained_on=f"{collage_key(data)} (V = {LEARNED[model]})",
-                params={"meta": params["meta"], "model": params["model"], "data": data.provenance})
+        on_step = lambda row: progress.update(val_loss=row["val_loss"], val_acc=row["val_acc"])  # noqa: E731
+        if model in INPUT_ACTIVATIONS:
+            iaf, history = learn_input_activations(X, y, data.n_classes, params, seed, Xv, yv, on_step)
+            spec = iaf_to_dict(iaf, trained_on=trained_on, params={"meta": params["meta"], "iaf_meta": params["iaf_meta"],
+                                                                   "model": params["model"], "data": data.provenance})
+        else:
+            acts, history = learn_image_activation(X, y, "classification", data.n_classes, params["meta"]["init"], False,
+                                                   params, seed=seed, X_val=Xv, y_val=yv, on_step=on_step)
+            spec = acts[0].to_dict()
+            spec.update(trained_on=trained_on, params={"meta": params["meta"], "model": params["model"], "data": data.provenance})
     return {"model": model, "spec": spec, "history": history, "data": data.provenance["data"]}
 
 
@@ -169,12 +220,19 @@ def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | N
         raise ValueError(f"models {models} see different training views {sorted(views)}: train them in separate units")
     view = training_view(data, models[0], params["train"]["held_out"], seed)
     nets = []
+    depth, width, d = params["model"]["depth"], params["model"]["width"], view.X_train.shape[1]
     for m in models:
         spec = specs.get(m)
+        if m in INPUT_ACTIVATIONS:
+            if spec is None:
+                raise ValueError(f"view_models: {m} needs its learned input activations in specs")
+            iaf = iaf_from_dict(spec).requires_grad_(False)
+            with seeded(seed):
+                nets.append(make_mlp(d, data.n_classes, depth, width, "relu", input_activation=iaf))
+            continue
         fixed = m if m in CONTROLS else "relu"
         activation = activation_from_specs(fixed if spec is None else m, None if spec is None else [spec])
-        nets.append(seeded_mlp(seed, view.X_train.shape[1], data.n_classes, params["model"]["depth"], params["model"]["width"],
-                               activation))
+        nets.append(seeded_mlp(seed, d, data.n_classes, depth, width, activation))
     return view, nets
 
 
@@ -260,7 +318,7 @@ def train_unit(view: str, models: list[str], specs: dict[str, dict | None], seed
 def unit_params(params: dict) -> dict:
     """What the units read, with the profile's budgets in place (``meta.n_max``, ``train.steps``)
     and the template width of Algorithm 1 = the model's width."""
-    keys = ("model", "tv", "collage_data", "classes", "data_source", "n_train", "n_val", "n_test")
+    keys = ("model", "tv", "iaf_meta", "collage_data", "classes", "data_source", "n_train", "n_val", "n_test")
     return {**{k: params[k] for k in keys},
             "meta": {**params["meta"], "n_max": params["n_max"], "width": params["model"]["width"]},
             "train": {**params["train"], "steps": params["steps"]}}
