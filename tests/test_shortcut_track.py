@@ -271,8 +271,8 @@ def test_iaf_models_are_relu_mlps_behind_the_frozen_per_pixel_activations_they_l
 def test_on_mirror_collages_iaf_cifar_moves_the_mlp_off_the_mnist_tile(tmp_path, monkeypatch):
     """params.yaml's quick profile on MNIST/CIFAR-10 collages, one seed: ReLU relies on the MNIST tile
     (CIFAR-predictive accuracy near chance); ReLU behind the IAFs meta-learned with V = CIFAR-predictive
-    does not. Measured (seed 0): ReLU 51.4 % CIFAR-predictive / 99.6 % MNIST-predictive, IAF-cifar
-    59-60 % / 72 %."""
+    does not. Measured (seed 0, as in the record images-shortcut-quick-mirror): ReLU 51.7 % CIFAR-predictive
+    / 99.3 % MNIST-predictive, IAF-cifar 58.9 % / 69.7 %."""
     from stages.params import stage_params
 
     monkeypatch.setenv("PIPELINE_DATA_CACHE", str(tmp_path))
