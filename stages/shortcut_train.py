@@ -1,6 +1,6 @@
 """Stage shortcut_train: ReLU, the fixed-activation controls, AF-mnist, AF-cifar, IAF-mnist, IAF-cifar
-and the unambiguous ReLU upper bounds on the collages, every seed (the models that share a training view trained as populations), with
-trajectories and TV (complexity folded in)
+and the unambiguous ReLU upper bounds on the collages, every seed (the models that share a training
+view trained as populations), with trajectories and TV (complexity folded in)
 -> artifacts/shortcut/runs.json, reports/metrics/shortcut.json, reports/tables/shortcut.json."""
 
 from pipeline.flows.runners import make_task_runner

@@ -286,3 +286,34 @@ def test_on_mirror_collages_iaf_cifar_moves_the_mlp_off_the_mnist_tile(tmp_path,
     assert relu["test_acc_cifar"] < 0.56 and relu["test_acc_mnist"] > 0.98
     assert iaf["test_acc_cifar"] > relu["test_acc_cifar"] + 0.05
     assert iaf["test_acc_mnist"] < relu["test_acc_mnist"] - 0.1
+
+
+def test_iaf_pass_through_maps_say_which_tile_the_input_activations_keep(tiny, tmp_path):
+    """Per pixel, the std of the learned input activation's output over the collages divided by the
+    pixel's std, laid out as the collage: the identity gives 1, a tile whose values all map to one
+    output 0, a doubled tile 2; the report prints both tiles' means and the IAF maps draw them."""
+    from pipeline.figures.shortcut import iaf_maps, report_section
+    from pipeline.figures.style import save_figure
+    from pipeline.fit.tabular import iaf_to_dict
+    from pipeline.nn import InputActivations
+
+    learned, _ = tiny
+    data = shortcut.load_collages(TINY, None, seed=0)
+    X, side = data.splits["train"][0], data.meta["tile_size"]
+    iaf = InputActivations(2 * side * side, 11, (0.0, 1.0))
+    grid = shortcut.iaf_pass_through(iaf_to_dict(iaf), X, side)
+    constant = X.std(axis=0) <= 1e-6
+    assert grid.shape == (2 * side, side) and np.array_equal(np.isnan(grid).ravel(), constant)
+    assert np.allclose(grid[~np.isnan(grid)], 1.0, atol=1e-4)
+    with torch.no_grad():
+        iaf.values[: side * side] = 0.3  # every pixel of the simple tile maps to one value
+        iaf.values[side * side:] *= 2.0  # the complex tile's are doubled
+    grid = shortcut.iaf_pass_through(iaf_to_dict(iaf), X, side)
+    assert shortcut.tile_means(grid) == pytest.approx({"simple": 0.0, "complex": 2.0}, abs=1e-4)
+    with pytest.raises(ValueError, match="not n rows of two 4 x 4 tiles"):
+        shortcut.iaf_pass_through(iaf_to_dict(iaf), X, 4)
+    maps = {m: shortcut.iaf_pass_through(learned[m]["spec"], X, side) for m in shortcut.INPUT_ACTIVATIONS}
+    assert save_figure(iaf_maps(maps, data_label="bundled_digits"), tmp_path / "fig9_iafs.png").stat().st_size > 5000
+    tables = {"chance": 0.5, "iaf_pass_through": {"iaf_cifar": {"simple": 0.0, "complex": 2.0}}}
+    text = "\n".join(report_section({"collages/bundled_digits": {}}, tables))
+    assert "- iaf_cifar passes 0.00 of the MNIST tile's pixel variation and 2.00 of the CIFAR tile's" in text

@@ -56,6 +56,10 @@ CAPTIONS = {
                      "before a ReLU MLP; dotted grey: fixed activations trained "
                      "like ReLU, as controls; hatched: ReLU trained on unambiguous collages); right: both along the "
                      "whole training trajectory (dashed: MNIST, solid: CIFAR).",
+    "fig9_iafs": "Beyond the paper (Fig. 9's IAF models): per pixel of the collage (top: MNIST tile, bottom: CIFAR "
+                 "tile), the share of the pixel's variation over the training collages that passes the input "
+                 "activation learned with V = the MNIST- or the CIFAR-predictive set (output std / input std; "
+                 "identity 1, silenced 0; grey: constant pixels).",
 }
 
 PAPER_NOTES = {

@@ -272,8 +272,8 @@ def learn_image_activation(
 def train_config(train: dict, lr: float, **overrides: Any) -> TrainConfig:
     """Training from a params ``train`` block: ``optimizer`` optional (default AdamW), ``patience``
     optional (none = the whole budget)."""
-    options = {"steps": train["steps"], "batch_size": train["batch_size"], "optimizer": train.get("optimizer", "adamw"), "lr": lr,
-               "weight_decay": train["weight_decay"], "eval_every": train["eval_every"],
+    options = {"steps": train["steps"], "batch_size": train["batch_size"], "optimizer": train.get("optimizer", "adamw"),
+               "lr": lr, "weight_decay": train["weight_decay"], "eval_every": train["eval_every"],
                "patience": train.get("patience")}
     return TrainConfig(**{**options, **overrides})
 

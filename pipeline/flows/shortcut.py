@@ -329,8 +329,10 @@ def unit_params(params: dict) -> dict:
 
 @flow(name="shortcut-metalearn", log_prints=True)
 def metalearn_flow(params: dict, data_cfg: dict | None, out_dir: str) -> dict:
-    """Meta-learn AF-mnist and AF-cifar (those the profile's ``models`` name); write
-    ``<out_dir>/<model>.json``, ``<model>.history.json`` and ``data.json`` (the collages' provenance)."""
+    """Meta-learn AF-mnist, AF-cifar, IAF-mnist and IAF-cifar (those the profile's ``models`` name);
+    write ``<out_dir>/<model>.json``, ``<model>.history.json``, for the IAFs
+    ``<model>.pass_through.json`` (:func:`iaf_pass_through` on the training collages, per pixel and
+    per tile) and ``data.json`` (the collages' provenance)."""
     limit_torch_threads(params["runner"])
     out = Path(out_dir)
     up = unit_params(params)
@@ -344,6 +346,11 @@ def metalearn_flow(params: dict, data_cfg: dict | None, out_dir: str) -> dict:
     for r in results:
         atomic_write_text(out / f"{r['model']}.json", json.dumps(r["spec"], indent=1))
         atomic_write_text(out / f"{r['model']}.history.json", json.dumps(r["history"]))
+        if r["model"] in INPUT_ACTIVATIONS:
+            grid = iaf_pass_through(r["spec"], data.splits["train"][0], data.meta["tile_size"])
+            atomic_write_text(out / f"{r['model']}.pass_through.json", json.dumps(
+                {"tiles": tile_means(grid), "map": np.where(np.isnan(grid), None, grid).tolist(),
+                 "collages": "the training collages Algorithm 1 used (seed 0)"}))
         last = r["history"][-1]
         rows.append({"model": r["model"], "outer_steps": len(r["history"]), "val_loss": last["val_loss"],
                      "val_acc": last["val_acc"], "knots_visited": last["knots_visited_total"]})
@@ -385,13 +392,43 @@ def train_flow(params: dict, data_cfg: dict | None, af_dir: str, runs_path: str,
     data = json.loads((Path(af_dir) / "data.json").read_text())
     n_classes = data["provenance"]["n_classes"]
     summary = {"data": data, "profile": params["profile"], "n_classes": n_classes, "chance": 1 / n_classes,
-               "note": f"{n_classes}-class collages: chance is {100 / n_classes:.0f} % on either unambiguous test set"}
+               "note": f"{n_classes}-class collages: chance is {100 / n_classes:.0f} % on either unambiguous test set",
+               "iaf_pass_through": {m: json.loads((Path(af_dir) / f"{m}.pass_through.json").read_text())["tiles"]
+                                    for m in INPUT_ACTIVATIONS if specs.get(m)}}
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=1, sort_keys=True))
     atomic_write_text(Path(summary_path), json.dumps(summary, indent=1, sort_keys=True, default=str))
     table = [{"dataset": d, "model": m, **e} for d, models in metrics.items() for m, e in models.items()]
     publish_table(table, track=TRACK, stage="train", description="Accuracy on the MNIST- and CIFAR-predictive test sets")
     publish_markdown(markdown_table(table), track=TRACK, stage="train")
     return metrics
+
+
+def iaf_pass_through(spec: dict, X: np.ndarray, tile_size: int) -> np.ndarray:
+    """Per pixel, how much of its variation over the collages ``X`` the MLP behind the learned input
+    activations sees: the std of the IAF's output divided by the std of the pixel (the identity: 1;
+    a pixel whose values all map to one output, silenced: 0; above 1: amplified); ``nan`` where the
+    pixel is constant in ``X``. Laid out as the collage: rows ``0..s-1`` the simple (MNIST) tile,
+    rows ``s..2s-1`` the complex (CIFAR) one.
+
+    **Shape**: ``X`` ``(n, 2 s^2)`` -> ``(2 s, s)`` for ``s = tile_size``."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != 2 * tile_size * tile_size:
+        raise ValueError(f"collages of shape {X.shape} are not n rows of two {tile_size} x {tile_size} tiles")
+    iaf = iaf_from_dict(spec)
+    if iaf.n_features != X.shape[1]:
+        raise ValueError(f"IAFs of {iaf.n_features} pixels do not fit collages of {X.shape[1]} pixels")
+    with torch.no_grad():
+        out = iaf(torch.as_tensor(X)).double().std(dim=0).numpy()
+    spread = X.astype(np.float64).std(axis=0, ddof=1)
+    ratio = np.divide(out, spread, out=np.full_like(out, np.nan), where=spread > 1e-6)
+    return ratio.reshape(2 * tile_size, tile_size)
+
+
+def tile_means(grid: np.ndarray) -> dict[str, float]:
+    """Mean of a ``(2 s, s)`` collage map over each tile's pixels (``nan`` ignored):
+    ``{"simple": ..., "complex": ...}``."""
+    side = grid.shape[1]
+    return {"simple": float(np.nanmean(grid[:side])), "complex": float(np.nanmean(grid[side:]))}
 
 
 def summarise(runs: list[dict]) -> dict:
