@@ -217,13 +217,15 @@ def _d_out(data: PreparedData, task: str) -> int:
     return int(data.n_classes) if task == "classification" else 1
 
 
-def image_mlp(d_in: int, d_out: int, depth: int, width: int, activation: str | Sequence[nn.Module]) -> nn.Sequential:
+def image_mlp(d_in: int, d_out: int, depth: int, width: int, activation: str | Sequence[nn.Module],
+              input_activation: nn.Module | None = None) -> nn.Sequential:
     """The track's MLP: ``depth`` hidden layers (``depth: 2`` = the paper's 3-layer MLP, three
-    linear layers); ``activation`` a fixed name, or learned AFs: one module (shared) or ``depth``."""
-    if isinstance(activation, str):
-        return make_mlp(d_in, d_out, depth, width, activation)
-    acts = list(activation)
-    return make_mlp(d_in, d_out, depth, width, acts[0] if len(acts) == 1 else acts)
+    linear layers); ``activation`` a fixed name, or learned AFs: one module (shared) or ``depth``;
+    ``input_activation``: per-pixel input activations in front (the shortcut track's IAF models)."""
+    if not isinstance(activation, str):
+        acts = list(activation)
+        activation = acts[0] if len(acts) == 1 else acts
+    return make_mlp(d_in, d_out, depth, width, activation, input_activation=input_activation)
 
 
 def seeded_mlp(seed: int, *args, **kwargs) -> nn.Sequential:

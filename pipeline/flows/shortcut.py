@@ -29,6 +29,7 @@ as one population.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import statistics
 import time
@@ -48,11 +49,12 @@ from ..fit.population import population_groups, train_population
 from ..fit.tabular import iaf_from_dict, iaf_to_dict
 from ..meta import INNER_OPTIMIZERS, InnerOptimizer, MetaConfig, meta_learn
 from ..meta.algorithm import KEEP, VAL_OBJECTIVES
-from ..nn import INITS, InputActivations, SplineActivation, make_mlp, seeded
+from ..nn import INITS, InputActivations
 from .artifacts import markdown_table, publish_markdown, publish_table
 from .checks import require_known
 from .caching import atomic_write_text, unit_task
-from .images import DATA_SOURCES, activation_from_specs, data_source, learn_image_activation, seeded_mlp, train_config
+from .images import (DATA_SOURCES, activation_from_specs, data_source, learn_image_activation, meta_config, seeded_mlp,
+                     train_config)
 from .progress import Progress
 from .runners import gpu_placement, limit_torch_threads
 
@@ -140,14 +142,12 @@ def training_view(data: PreparedData, model: str, held_out: float, seed: int) ->
 
 
 def iaf_meta_config(params: dict) -> MetaConfig:
-    """Algorithm 1's settings for the per-pixel IAFs: ``iaf_meta`` (outer steps, inner optimiser and
-    learning rates) and the rest shared with the AFs' ``meta`` block."""
-    meta, iaf = params["meta"], params["iaf_meta"]
-    return MetaConfig(
-        n_max=iaf["n_max"], truncation=meta["truncation"], episodes_per_step=meta["episodes_per_step"],
+    """Algorithm 1's settings for the per-pixel IAFs: the AFs' (:func:`meta_config` of ``meta``) with
+    ``iaf_meta``'s outer steps, inner optimiser and learning rates."""
+    iaf = params["iaf_meta"]
+    return dataclasses.replace(
+        meta_config(params["meta"], params["train"]), n_max=iaf["n_max"], outer_lr=iaf["outer_lr"],
         inner=InnerOptimizer(iaf["inner_optimizer"], lr=iaf["inner_lr"], weight_decay=params["train"]["weight_decay"]),
-        inner_batch_size=meta["inner_batch_size"], episode_size=meta["episode_size"], outer_lr=iaf["outer_lr"],
-        patience=None, val_objective=meta.get("val_objective", "loss"), keep=meta.get("keep", "best"),
     )
 
 
@@ -162,9 +162,8 @@ def learn_input_activations(X: torch.Tensor, y: torch.Tensor, n_classes: int, pa
     - ``X``: ``(n, d)`` collages; ``y``: ``(n,)`` class ids; the IAFs map ``(*, d)`` to ``(*, d)``.
     """
     iaf_p, model_p = params["iaf_meta"], params["model"]
-    with seeded(seed):
-        iaf = InputActivations(X.shape[1], iaf_p["n_knots"], tuple(iaf_p["interval"]))
-        template = make_mlp(X.shape[1], n_classes, model_p["depth"], model_p["width"], "relu", input_activation=iaf)
+    iaf = InputActivations(X.shape[1], iaf_p["n_knots"], tuple(iaf_p["interval"]))
+    template = seeded_mlp(seed, X.shape[1], n_classes, model_p["depth"], model_p["width"], "relu", input_activation=iaf)
     result = meta_learn(template, X, y, X_val=X_val, y_val=y_val, task="classification", config=iaf_meta_config(params),
                         seed=seed, on_step=on_step)
     iaf.values.requires_grad_(False)
@@ -226,13 +225,12 @@ def view_models(data: PreparedData, models: list[str], specs: dict[str, dict | N
         if m in INPUT_ACTIVATIONS:
             if spec is None:
                 raise ValueError(f"view_models: {m} needs its learned input activations in specs")
-            iaf = iaf_from_dict(spec).requires_grad_(False)
-            with seeded(seed):
-                nets.append(make_mlp(d, data.n_classes, depth, width, "relu", input_activation=iaf))
-            continue
-        fixed = m if m in CONTROLS else "relu"
-        activation = activation_from_specs(fixed if spec is None else m, None if spec is None else [spec])
-        nets.append(seeded_mlp(seed, d, data.n_classes, depth, width, activation))
+            activation, iaf = "relu", iaf_from_dict(spec).requires_grad_(False)
+        else:
+            fixed = m if m in CONTROLS else "relu"
+            activation = activation_from_specs(fixed if spec is None else m, None if spec is None else [spec])
+            iaf = None
+        nets.append(seeded_mlp(seed, d, data.n_classes, depth, width, activation, input_activation=iaf))
     return view, nets
 
 
